@@ -168,6 +168,95 @@ fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int
                               int64_t step, float lr, float lr_decay, float eps,
                               float weight_decay);
 
+/* ---------------------------------------------------------------- dropout */
+/* Inverted dropout with a counter-based generator: element i is kept iff
+   u(key, i) >= p, where u is the top 24 bits of splitmix64(key + i) / 2^24,
+   and a kept element is scaled by 1 / (1 - p). The mask depends only on
+   (key, i): no state, identical for every thread count and in the NumPy
+   reference. 0 <= p < 1. Backward recomputes the mask: dx = dy * mask.
+   dx may alias dy; y may alias x. */
+fnn_status fnn_dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t key);
+fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t key);
+/* The key of one dropout call: a hash of the model seed, the layer's index
+   in the plan and the call counter (the training step). */
+uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter);
+
+/* ------------------------------------------------- fused plan and step */
+/* A Sequential of built-in layers as a plan the C core runs in one call.
+   Parameters of all layers live in one flat buffer; gradients in another of
+   the same size P; optimizer state in one or two more. */
+typedef enum fnn_op {
+    FNN_OP_DENSE = 1, FNN_OP_RELU = 2, FNN_OP_LEAKY_RELU = 3, FNN_OP_SIGMOID = 4,
+    FNN_OP_TANH = 5, FNN_OP_GELU = 6, FNN_OP_SOFTMAX = 7, FNN_OP_DROPOUT = 8
+} fnn_op;
+
+typedef struct fnn_layer {
+    int32_t op;       /* an fnn_op */
+    int32_t has_bias; /* DENSE: 1 if it has a bias */
+    int64_t in, out;  /* features in and out (equal except for DENSE) */
+    int64_t w_off;    /* DENSE: offset of w (in, out) in the flat buffers */
+    int64_t b_off;    /* DENSE with bias: offset of b (out) */
+    float param;      /* LEAKY_RELU: slope; DROPOUT: probability p */
+} fnn_layer;
+
+typedef enum fnn_loss_kind {
+    FNN_LOSS_MSE = 1, FNN_LOSS_MAE = 2, FNN_LOSS_HUBER = 3,
+    FNN_LOSS_BCE_WITH_LOGITS = 4, FNN_LOSS_CROSS_ENTROPY = 5
+} fnn_loss_kind;
+
+typedef struct fnn_loss {
+    int32_t kind;          /* an fnn_loss_kind */
+    float delta;           /* HUBER */
+    const float *weight;   /* CROSS_ENTROPY: class weights (C); BCE: pos_weight (D); or NULL */
+    int64_t ignore_index;  /* CROSS_ENTROPY */
+} fnn_loss;
+
+typedef enum fnn_optim_kind {
+    FNN_OPTIM_SGD = 1, FNN_OPTIM_ADAM = 2, FNN_OPTIM_RMSPROP = 3, FNN_OPTIM_ADAGRAD = 4
+} fnn_optim_kind;
+
+typedef struct fnn_optim {
+    int32_t kind;       /* an fnn_optim_kind */
+    int32_t flag;       /* SGD: nesterov; ADAM: decoupled (AdamW) */
+    float lr, weight_decay, eps;
+    float momentum;     /* SGD, RMSPROP */
+    float dampening;    /* SGD */
+    float beta1, beta2; /* ADAM */
+    float alpha;        /* RMSPROP */
+    float lr_decay;     /* ADAGRAD */
+    float *state0;      /* (P) SGD buf | ADAM m | RMSPROP sq | ADAGRAD sum (NULL if unused) */
+    float *state1;      /* (P) ADAM v | RMSPROP buf (NULL if unused) */
+} fnn_optim;
+
+/* One optimizer update of the whole flat buffer (dispatches on o->kind). */
+fnn_status fnn_optim_step(const fnn_optim *o, float *params, const float *grads,
+                          int64_t P, int64_t step);
+
+/* Floats of workspace that fnn_train_step / fnn_forward need for a batch
+   of N rows (*size), or FNN_ERR_SIZE on an invalid plan. */
+fnn_status fnn_plan_workspace(int64_t *size, const fnn_layer *layers, int64_t L, int64_t N);
+
+/* out (N, OUT_last) = the plan's forward pass on x (N, IN_first) in
+   evaluation mode (dropout is the identity). work: fnn_plan_workspace floats. */
+fnn_status fnn_forward(float *out, const fnn_layer *layers, int64_t L,
+                       const float *params, int64_t P, const float *x, int64_t N,
+                       float *work, int64_t work_size);
+
+/* One training step in one call: forward (training mode) on x (N, IN),
+   loss against the target, grads = gradient (OVERWRITTEN, not accumulated),
+   then one optimizer update of params with `step` (1-based).
+   Targets: target_f (N, OUT) for MSE/MAE/HUBER/BCE; target_i (N) labels for
+   CROSS_ENTROPY (checked before anything is written). Dropout keys come
+   from fnn_dropout_key(seed, layer index, counter). work: fnn_plan_workspace
+   floats; nothing is allocated beyond what fnn_sgemm may cache per thread.
+   *loss receives the loss before the update. On error params are unchanged. */
+fnn_status fnn_train_step(double *loss, const fnn_layer *layers, int64_t L,
+                          float *params, float *grads, int64_t P,
+                          const float *x, const float *target_f, const int64_t *target_i,
+                          int64_t N, const fnn_loss *lossd, const fnn_optim *opt,
+                          int64_t step, uint64_t seed, int64_t counter,
+                          float *work, int64_t work_size, int64_t *bad_index);
+
 #ifdef __cplusplus
 }
 #endif

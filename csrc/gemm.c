@@ -1,18 +1,241 @@
 /*
- * gemm.c -- fnn_sgemm: C = alpha * op(A) * op(B) + beta * C (row-major).
+ * gemm.c -- fnn_sgemm: C = alpha * op(A) * op(B) + beta * C, row-major float32.
  *
- * PLACEHOLDER DRIVER (to be replaced by the packed/blocked driver): correct on
- * every shape, blocked over K and N so the inner loop is a contiguous
- * axpy the compiler vectorises. Threads split rows of C (never K), so the
+ * The driver around the micro-kernels of gemm_kernel_*.c (contract in
+ * gemm_internal.h; kernel picked once per process in cpu.c). Two paths:
+ *
+ *   direct  (no packing) -- op(B) = B and B small enough to stay in L2
+ *           (k * n * 4 <= kernel.direct_max_b), A either way round with
+ *           M <= 256 when transposed, no leading dimension a multiple of
+ *           512 floats (L1 set conflicts). Covers the MLP training shapes
+ *           X.W and X^T.dY; the kernel reads A and B where they lie.
+ *   packed  GotoBLAS/BLIS five loops (Goto & van de Geijn, TOMS 2008;
+ *           Van Zee & van de Geijn, TOMS 2015):
+ *             jc over N by NC   B~ (KC x NC) packed in NR-wide micro-panels
+ *             pc over K by KC
+ *             ic over M by MC   A~ (MC x KC) packed in MR-tall micro-panels
+ *             jr by NR, ir by MR: micro-kernel on an MR x NR tile
+ *           Transposes are folded into packing; edges are zero-padded.
+ *
+ * Threads: one below 2 MFLOP (fork/join costs ~1-100 us, notes/gemm.md);
+ * otherwise C is split into row or column slabs (N in NR multiples when
+ * there are >= 2 slabs per thread, else M in MR multiples), each thread
+ * packing its own panels. K is never split and every element is summed
+ * over k in the same order by the same kernel whatever its tile, so the
  * result is bitwise identical for every thread count.
+ *
+ * Packing buffers: one 64-byte aligned allocation per call (all threads'
+ * panels), made before anything is written, so FNN_ERR_NOMEM leaves C
+ * untouched. No static buffers: concurrent callers are safe.
+ *
+ * Floating point: while a call runs, each worker sets FTZ/DAZ (x86 MXCSR;
+ * denormals slow the FMA pipes several-fold) and restores the caller's
+ * mode afterwards, so denormal inputs/products count as zero. NaN and Inf
+ * propagate as in a plain product. beta == 0 never reads C; alpha == 0 or
+ * K == 0 gives beta * C without reading A or B.
+ *
+ * Size letters: M rows of C, N columns of C, K the inner dimension.
  */
+#include <stdlib.h>
 #include <string.h>
-#include "fnn_internal.h"
+#include "gemm_internal.h"
 
-#define KB 256
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__SSE__) || defined(_M_X64))
+#include <xmmintrin.h>
+#define FNN_HAVE_MXCSR 1
+#endif
 
-static inline float a_at(const float *A, int64_t lda, int transA, int64_t i, int64_t p) {
-    return transA ? A[p * lda + i] : A[i * lda + p];
+#define GEMM_PAR_MIN_FLOPS 2.0e6
+#define GEMM_ALIGN 64
+
+/* ------------------------------------------------------------ utilities */
+
+static inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+/* 64-byte aligned malloc: the raw pointer is kept just below the block. */
+static void *aligned_alloc64(size_t bytes) {
+    size_t extra = GEMM_ALIGN + sizeof(void *);
+    if (bytes > SIZE_MAX - extra) return NULL;
+    void *raw = malloc(bytes + extra);
+    if (!raw) return NULL;
+    uintptr_t p = ((uintptr_t)raw + extra) & ~(uintptr_t)(GEMM_ALIGN - 1);
+    ((void **)p)[-1] = raw;
+    return (void *)p;
+}
+
+static void aligned_free64(void *p) {
+    if (p) free(((void **)p)[-1]);
+}
+
+/* FTZ (bit 15) and DAZ (bit 6) on for the duration of a call. */
+static inline unsigned int fp_enter(void) {
+#ifdef FNN_HAVE_MXCSR
+    unsigned int old = _mm_getcsr();
+    _mm_setcsr(old | 0x8040u);
+    return old;
+#else
+    return 0;
+#endif
+}
+
+static inline void fp_leave(unsigned int old) {
+#ifdef FNN_HAVE_MXCSR
+    _mm_setcsr(old);
+#else
+    (void)old;
+#endif
+}
+
+/* --------------------------------------------------------------- packing */
+
+/* Ap <- op(A)[i0 : i0+mc, p0 : p0+kc] as ceil(mc/MR) micro-panels, each
+   (kc, MR) row-major (element (i, p) at p*MR + i), rows past mc zeroed.
+   A is (M, K) if !ta else (K, M). */
+static void pack_a(float *FNN_RESTRICT Ap, const float *FNN_RESTRICT A, int64_t lda, int ta,
+                   int64_t i0, int64_t p0, int64_t mc, int64_t kc, int mr) {
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+        int64_t m = imin(mr, mc - ir);
+        float *dst = Ap + ir * kc;
+        if (ta) {
+            /* op(A)(i, p) = A[p*lda + i]: each p gives m contiguous floats */
+            const float *src = A + p0 * lda + i0 + ir;
+            for (int64_t p = 0; p < kc; p++) {
+                const float *s = src + p * lda;
+                float *d = dst + p * mr;
+                int64_t i = 0;
+                for (; i < m; i++) d[i] = s[i];
+                for (; i < mr; i++) d[i] = 0.0f;
+            }
+        } else {
+            /* op(A)(i, p) = A[i*lda + p]: row i is contiguous over p */
+            for (int64_t i = 0; i < m; i++) {
+                const float *s = A + (i0 + ir + i) * lda + p0;
+                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = s[p];
+            }
+            for (int64_t i = m; i < mr; i++)
+                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = 0.0f;
+        }
+    }
+}
+
+/* Bp <- op(B)[p0 : p0+kc, j0 : j0+nc] as ceil(nc/NR) micro-panels, each
+   (kc, NR) row-major, columns past nc zeroed. B is (K, N) if !tb else (N, K). */
+static void pack_b(float *FNN_RESTRICT Bp, const float *FNN_RESTRICT B, int64_t ldb, int tb,
+                   int64_t p0, int64_t j0, int64_t kc, int64_t nc, int nr) {
+    for (int64_t jr = 0; jr < nc; jr += nr) {
+        int64_t n = imin(nr, nc - jr);
+        float *dst = Bp + jr * kc;
+        if (!tb) {
+            const float *src = B + p0 * ldb + j0 + jr;
+            for (int64_t p = 0; p < kc; p++) {
+                const float *s = src + p * ldb;
+                float *d = dst + p * nr;
+                int64_t j = 0;
+                for (; j < n; j++) d[j] = s[j];
+                for (; j < nr; j++) d[j] = 0.0f;
+            }
+        } else {
+            /* op(B)(p, j) = B[j*ldb + p]: column j of op(B) is contiguous */
+            for (int64_t j = 0; j < n; j++) {
+                const float *s = B + (j0 + jr + j) * ldb + p0;
+                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = s[p];
+            }
+            for (int64_t j = n; j < nr; j++)
+                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- driver */
+
+typedef struct gemm_args {
+    const fnn__sgemm_kernel *kr;
+    int ta, tb;
+    int64_t K;
+    float alpha, beta;
+    const float *A; int64_t lda;   /* A is (M, K) if !ta else (K, M) */
+    const float *B; int64_t ldb;   /* B is (K, N) if !tb else (N, K) */
+    float *C; int64_t ldc;         /* C is (M, N) */
+    int direct;
+    int64_t mc, kc, nc;            /* effective cache blocks */
+    int64_t buf_a, buf_b;          /* floats per thread in each buffer */
+} gemm_args;
+
+/* C[m0 : m0+m, n0 : n0+n] on the direct path: the kernel reads A and B in place. */
+static void block_direct(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, int64_t n) {
+    const fnn__sgemm_kernel *kr = g->kr;
+    int64_t rsa = g->ta ? 1 : g->lda, csa = g->ta ? g->lda : 1;
+    for (int64_t i = 0; i < m; i += kr->mr) {
+        int64_t mr = imin(kr->mr, m - i);
+        const float *a = g->A + (m0 + i) * rsa;
+        float *c = g->C + (m0 + i) * g->ldc + n0;
+        for (int64_t j = 0; j < n; j += kr->nr) {
+            kr->ukr(g->K, g->alpha, a, rsa, csa, g->B + n0 + j, g->ldb,
+                    g->beta, c + j, g->ldc, mr, imin(kr->nr, n - j));
+        }
+    }
+}
+
+/* C[m0 : m0+m, n0 : n0+n] on the packed path, with this thread's buffers. */
+static void block_packed(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, int64_t n,
+                         float *Ap, float *Bp) {
+    const fnn__sgemm_kernel *kr = g->kr;
+    const int mr = kr->mr, nr = kr->nr;
+    for (int64_t jc = 0; jc < n; jc += g->nc) {
+        int64_t nc = imin(g->nc, n - jc);
+        for (int64_t pc = 0; pc < g->K; pc += g->kc) {
+            int64_t kc = imin(g->kc, g->K - pc);
+            float beta = pc == 0 ? g->beta : 1.0f;
+            pack_b(Bp, g->B, g->ldb, g->tb, pc, n0 + jc, kc, nc, nr);
+            for (int64_t ic = 0; ic < m; ic += g->mc) {
+                int64_t mc = imin(g->mc, m - ic);
+                pack_a(Ap, g->A, g->lda, g->ta, m0 + ic, pc, mc, kc, mr);
+                float *c = g->C + (m0 + ic) * g->ldc + n0 + jc;
+                for (int64_t jr = 0; jr < nc; jr += nr) {
+                    int64_t nn = imin(nr, nc - jr);
+                    for (int64_t ir = 0; ir < mc; ir += mr) {
+                        kr->ukr(kc, g->alpha, Ap + ir * kc, 1, mr, Bp + jr * kc, nr,
+                                beta, c + ir * g->ldc + jr, g->ldc, imin(mr, mc - ir), nn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void run_block(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, int64_t n,
+                      float *buf, int t) {
+    if (m <= 0 || n <= 0) return;
+    unsigned int fp = fp_enter();
+    if (g->direct) {
+        block_direct(g, m0, m, n0, n);
+    } else {
+        float *Ap = buf + (int64_t)t * (g->buf_a + g->buf_b);
+        block_packed(g, m0, m, n0, n, Ap, Ap + g->buf_a);
+    }
+    fp_leave(fp);
+}
+
+/* C = beta * C (alpha == 0 or K == 0): A and B are not read. */
+static void scale_c(float *C, int64_t ldc, int64_t M, int64_t N, float beta) {
+    if (beta == 1.0f) return;
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
+        else for (int64_t j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+/* 1 if the direct path suits this problem (see the top comment). */
+static int use_direct(const fnn__sgemm_kernel *kr, int ta, int tb, int64_t M, int64_t N,
+                      int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+    if (!kr->direct || tb) return 0;
+    if (ta && M > 256) return 0;
+    if ((double)K * (double)N * 4.0 > (double)kr->direct_max_b) return 0;
+    if ((lda % 512 == 0 && M > 1) || (ldb % 512 == 0 && K > 1) || (ldc % 512 == 0 && M > 1))
+        return 0;
+    return 1;
 }
 
 fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
@@ -21,28 +244,74 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
                      float beta, float *C, int64_t ldc) {
     if (M < 0 || N < 0 || K < 0) return FNN_ERR_SIZE;
     if (M == 0 || N == 0) return FNN_OK;
-    if (ldc < N || lda < (transA ? M : K) || ldb < (transB ? K : N)) return FNN_ERR_SIZE;
-    int64_t mn, mnk;
+    int ta = transA != 0, tb = transB != 0;
+    if (ldc < N || lda < (ta ? M : K) || ldb < (tb ? K : N)) return FNN_ERR_SIZE;
+    int64_t mn, mnk, span;
     if (fnn__mul_overflow(M, N, &mn) || fnn__mul_overflow(mn, K, &mnk)) return FNN_ERR_SIZE;
-    int nt = fnn__threads_for(2.0 * (double)mnk);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < M; i++) {
-        float *c = C + i * ldc;
-        if (beta == 0.0f) memset(c, 0, (size_t)N * sizeof(float));
-        else if (beta != 1.0f) for (int64_t j = 0; j < N; j++) c[j] *= beta;
-        if (alpha == 0.0f || K == 0) continue;
-        for (int64_t p = 0; p < K; p++) {
-            float a = alpha * a_at(A, lda, transA, i, p);
-            if (!transB) {
-                const float *b = B + p * ldb;
-                for (int64_t j = 0; j < N; j++) c[j] += a * b[j];
-            } else {
-                for (int64_t j = 0; j < N; j++) c[j] += a * B[j * ldb + p];
-            }
-        }
+    if (fnn__mul_overflow(M, ldc, &span)) return FNN_ERR_SIZE;
+    if (fnn__mul_overflow(ta ? K : M, lda, &span)) return FNN_ERR_SIZE;
+    if (fnn__mul_overflow(tb ? N : K, ldb, &span)) return FNN_ERR_SIZE;
+    if (!C) return FNN_ERR_ARG;
+    if (alpha == 0.0f || K == 0) {
+        scale_c(C, ldc, M, N, beta);
+        return FNN_OK;
     }
+    if (!A || !B) return FNN_ERR_ARG;
+
+    gemm_args g;
+    g.kr = fnn__sgemm_kernel_get();
+    g.ta = ta; g.tb = tb; g.K = K; g.alpha = alpha; g.beta = beta;
+    g.A = A; g.lda = lda; g.B = B; g.ldb = ldb; g.C = C; g.ldc = ldc;
+    g.direct = use_direct(g.kr, ta, tb, M, N, K, lda, ldb, ldc);
+    const int64_t MR = g.kr->mr, NR = g.kr->nr;
+
+    double flops = 2.0 * (double)mnk;
+    int nt = flops < GEMM_PAR_MIN_FLOPS ? 1 : fnn__threads_for(flops);
+
+    /* Split: slabs of C over N (in NR multiples) or over M (in MR multiples). */
+    int64_t units_n = (N + NR - 1) / NR, units_m = (M + MR - 1) / MR;
+    int split_n = units_n >= 2 * (int64_t)nt || units_n >= units_m;
+    int64_t units = split_n ? units_n : units_m;
+    if (nt > units) nt = (int)units;
+    if (nt < 1) nt = 1;
+
+    /* Per-thread panel sizes, from the largest slab a thread can get. */
+    float *buf = NULL;
+    g.buf_a = g.buf_b = 0;
+    g.kc = imin(g.kr->kc, K);
+    if (!g.direct) {
+        int64_t slab = (units + nt - 1) / nt;
+        int64_t mmax = split_n ? M : imin(M, slab * MR);
+        int64_t nmax = split_n ? imin(N, slab * NR) : N;
+        g.mc = imin(g.kr->mc, round_up(mmax, MR));
+        g.nc = imin(g.kr->nc, round_up(nmax, NR));
+        g.buf_a = round_up(g.mc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
+        g.buf_b = round_up(g.nc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
+        int64_t total = (g.buf_a + g.buf_b) * nt;
+        if ((double)total * sizeof(float) > (double)SIZE_MAX / 2) return FNN_ERR_NOMEM;
+        buf = (float *)aligned_alloc64((size_t)total * sizeof(float));
+        if (!buf) return FNN_ERR_NOMEM;
+    } else {
+        g.mc = MR; g.nc = NR;
+    }
+
+    if (nt == 1) {
+        run_block(&g, 0, M, 0, N, buf, 0);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+            int64_t u0 = units * t / T, u1 = units * (t + 1) / T;
+            if (split_n) run_block(&g, 0, M, u0 * NR, imin(N, u1 * NR) - u0 * NR, buf, t);
+            else run_block(&g, u0 * MR, imin(M, u1 * MR) - u0 * MR, 0, N, buf, t);
+        }
+#else
+        run_block(&g, 0, M, 0, N, buf, 0);
+#endif
+    }
+    aligned_free64(buf);
     return FNN_OK;
 }
 
-const char *fnn_sgemm_kernel_name(void) { return "placeholder"; }
+const char *fnn_sgemm_kernel_name(void) { return fnn__sgemm_kernel_get()->name; }

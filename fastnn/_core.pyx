@@ -14,7 +14,8 @@ strided array is an error here (the public API converts before it calls).
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport malloc, free
 
 cnp.import_array()
 
@@ -82,6 +83,39 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int64_t P,
                                   int64_t step, float lr, float lr_decay, float eps,
                                   float weight_decay)
+    fnn_status fnn_dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t key)
+    fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t key)
+    uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter)
+
+    ctypedef struct fnn_layer:
+        int32_t op
+        int32_t has_bias
+        int64_t in_ "in"
+        int64_t out
+        int64_t w_off
+        int64_t b_off
+        float param
+    ctypedef struct fnn_loss:
+        int32_t kind
+        float delta
+        const float *weight
+        int64_t ignore_index
+    ctypedef struct fnn_optim:
+        int32_t kind
+        int32_t flag
+        float lr, weight_decay, eps, momentum, dampening, beta1, beta2, alpha, lr_decay
+        float *state0
+        float *state1
+    fnn_status fnn_plan_workspace(int64_t *size, const fnn_layer *layers, int64_t L, int64_t N)
+    fnn_status fnn_forward(float *out, const fnn_layer *layers, int64_t L,
+                           const float *params, int64_t P, const float *x, int64_t N,
+                           float *work, int64_t work_size)
+    fnn_status fnn_train_step(double *loss, const fnn_layer *layers, int64_t L,
+                              float *params, float *grads, int64_t P,
+                              const float *x, const float *target_f, const int64_t *target_i,
+                              int64_t N, const fnn_loss *lossd, const fnn_optim *opt,
+                              int64_t step, uint64_t seed, int64_t counter,
+                              float *work, int64_t work_size, int64_t *bad_index)
 
 NAME = "c"
 
@@ -646,3 +680,173 @@ def adagrad_update(params, sum, grads, long long step, float lr, float lr_decay,
     with nogil:
         s = fnn_adagrad_update(pp, ps, pg, P, step, lr, lr_decay, eps, weight_decay)
     _raise(s, "adagrad_update")
+
+
+# --------------------------------------------------------------- dropout
+
+def dropout_key(seed, long long layer, long long counter):
+    """Key of one dropout call: a hash of the model seed, layer index and counter."""
+    return fnn_dropout_key(<uint64_t>(seed & 0xFFFFFFFFFFFFFFFF), layer, counter)
+
+
+def dropout_forward(y, x, float p, key):
+    """y = x * mask / (1 - p) with the stateless mask of `key` (see fastnn.h)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    cdef int64_t n = _elementwise(y, "y", x, "x")
+    cdef float *py = _fp(y, "y", True)
+    cdef float *px = _fp(x, "x", False)
+    cdef uint64_t k = key
+    cdef fnn_status s
+    with nogil:
+        s = fnn_dropout_forward(py, px, n, p, k)
+    _raise(s, "dropout_forward")
+
+
+def dropout_backward(dx, dy, float p, key):
+    """dx = dy * mask / (1 - p), recomputing the mask of `key`."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    cdef int64_t n = _elementwise(dx, "dx", dy, "dy")
+    cdef float *pdx = _fp(dx, "dx", True)
+    cdef float *pdy = _fp(dy, "dy", False)
+    cdef uint64_t k = key
+    cdef fnn_status s
+    with nogil:
+        s = fnn_dropout_backward(pdx, pdy, n, p, k)
+    _raise(s, "dropout_backward")
+
+
+# ------------------------------------------------------------------ plan
+
+OPS = {"dense": 1, "relu": 2, "leaky_relu": 3, "sigmoid": 4, "tanh": 5, "gelu": 6,
+       "softmax": 7, "dropout": 8}
+LOSSES = {"mse": 1, "mae": 2, "huber": 3, "bce_with_logits": 4, "cross_entropy": 5}
+OPTIMS = {"sgd": 1, "adam": 2, "rmsprop": 3, "adagrad": 4}
+
+
+cdef class Plan:
+    """A Sequential of built-in layers as a C plan: forward and a fused train step.
+
+    ``layers`` is a list of dicts with keys ``op`` (a name in ``OPS``), ``in``,
+    ``out`` and, for dense layers, ``w_off``, ``b_off`` (None: no bias) --
+    offsets into the flat parameter buffer -- and ``param`` (leaky slope,
+    dropout p). The plan owns a copy; it is immutable.
+    """
+    cdef fnn_layer *layers
+    cdef readonly int64_t n_layers
+
+    def __cinit__(self, layers):
+        cdef int64_t L = len(layers), i
+        if L < 1:
+            raise ValueError("a plan needs at least one layer")
+        self.layers = <fnn_layer *>malloc(L * sizeof(fnn_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        self.n_layers = L
+        for i, spec in enumerate(layers):
+            if spec["op"] not in OPS:
+                raise ValueError(f"unknown plan op {spec['op']!r}; valid: {', '.join(OPS)}")
+            self.layers[i].op = OPS[spec["op"]]
+            self.layers[i].in_ = spec["in"]
+            self.layers[i].out = spec["out"]
+            self.layers[i].w_off = spec.get("w_off", 0) or 0
+            b_off = spec.get("b_off", None)
+            self.layers[i].has_bias = b_off is not None
+            self.layers[i].b_off = b_off if b_off is not None else 0
+            self.layers[i].param = spec.get("param", 0.0)
+        cdef int64_t size
+        _raise(fnn_plan_workspace(&size, self.layers, L, 1), "Plan")
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    def workspace_size(self, long long N):
+        """Floats of workspace needed for a batch of N rows."""
+        cdef int64_t size = 0
+        _raise(fnn_plan_workspace(&size, self.layers, self.n_layers, N), "Plan.workspace_size")
+        return size
+
+    def forward(self, out, params, x, work):
+        """out (N, OUT) = forward pass (evaluation mode) of x (N, IN)."""
+        cdef cnp.ndarray ax = _pred2d(x, "x"), aout = _arr(out, "out", True)
+        cdef cnp.ndarray ap = _arr(params, "params", False), aw = _arr(work, "work", True)
+        cdef int64_t N = ax.shape[0]
+        if ax.shape[1] != self.layers[0].in_:
+            raise ValueError(f"x has {ax.shape[1]} features, the plan expects "
+                             f"{self.layers[0].in_}")
+        _shape2(aout, "out", N, self.layers[self.n_layers - 1].out)
+        _no_overlap(out, "out", x, "x")
+        _no_overlap(out, "out", work, "work")
+        cdef fnn_status s
+        with nogil:
+            s = fnn_forward(<float *>cnp.PyArray_DATA(aout), self.layers, self.n_layers,
+                            <float *>cnp.PyArray_DATA(ap), cnp.PyArray_SIZE(ap),
+                            <float *>cnp.PyArray_DATA(ax), N,
+                            <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw))
+        _raise(s, "Plan.forward")
+
+    def train_step(self, params, grads, x, target, loss, optim, long long step,
+                   seed, long long counter, work):
+        """One fused training step; returns the loss (before the update).
+
+        loss: (name, delta, weight or None, ignore_index).
+        optim: (name, flag, lr, weight_decay, eps, momentum, dampening, beta1, beta2,
+        alpha, lr_decay, state0 or None, state1 or None).
+        """
+        cdef cnp.ndarray ax = _pred2d(x, "x"), aw = _arr(work, "work", True)
+        cdef cnp.ndarray ap = _arr(params, "params", True), ag = _arr(grads, "grads", True)
+        cdef int64_t N = ax.shape[0], P = cnp.PyArray_SIZE(ap)
+        cdef int64_t D = self.layers[self.n_layers - 1].out
+        if ax.shape[1] != self.layers[0].in_:
+            raise ValueError(f"x has {ax.shape[1]} features, the plan expects "
+                             f"{self.layers[0].in_}")
+        if cnp.PyArray_SIZE(ag) != P:
+            raise ValueError(f"grads has {cnp.PyArray_SIZE(ag)} elements, params has {P}")
+        cdef fnn_loss ld
+        lname, delta, weight, ignore_index = loss
+        if lname not in LOSSES:
+            raise ValueError(f"unknown loss {lname!r}; valid: {', '.join(LOSSES)}")
+        ld.kind = LOSSES[lname]
+        ld.delta = delta
+        ld.ignore_index = ignore_index
+        ld.weight = _fp_opt(weight, "weight", False, D)
+        cdef float *tf = NULL
+        cdef int64_t *ti = NULL
+        cdef cnp.ndarray at
+        if lname == "cross_entropy":
+            at = _arr(target, "labels", False, cnp.NPY_INT64)
+            if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != N:
+                raise ValueError(f"labels must have shape ({N},), got {_shp(at)}")
+            ti = <int64_t *>cnp.PyArray_DATA(at)
+        else:
+            at = _arr(target, "target", False)
+            _shape2(at, "target", N, D)
+            tf = <float *>cnp.PyArray_DATA(at)
+        cdef fnn_optim od
+        (oname, flag, od.lr, od.weight_decay, od.eps, od.momentum, od.dampening,
+         od.beta1, od.beta2, od.alpha, od.lr_decay, state0, state1) = optim
+        if oname not in OPTIMS:
+            raise ValueError(f"unknown optimizer {oname!r}; valid: {', '.join(OPTIMS)}")
+        od.kind = OPTIMS[oname]
+        od.flag = flag
+        od.state0 = _fp_opt(state0, "state0", True, P)
+        od.state1 = _fp_opt(state1, "state1", True, P)
+        for arr, name in ((grads, "grads"), (work, "work"), (state0, "state0"),
+                          (state1, "state1")):
+            _no_overlap(arr, name, params, "params")
+        cdef uint64_t sd = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
+        cdef double value = 0.0
+        cdef int64_t bad = -1
+        cdef fnn_status s
+        with nogil:
+            s = fnn_train_step(&value, self.layers, self.n_layers,
+                               <float *>cnp.PyArray_DATA(ap), <float *>cnp.PyArray_DATA(ag), P,
+                               <float *>cnp.PyArray_DATA(ax), tf, ti, N, &ld, &od,
+                               step, sd, counter,
+                               <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw), &bad)
+        if s == FNN_ERR_LABEL:
+            raise IndexError(f"target {target[bad]} is out of bounds for {D} classes "
+                             f"(row {bad})")
+        _raise(s, "Plan.train_step")
+        return value

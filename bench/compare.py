@@ -1,0 +1,267 @@
+"""Compare fastnn's C backend with its NumPy reference (and PyTorch, if installed).
+
+    python bench/compare.py            # training steps and a digits epoch, 1 and 2 threads
+    python bench/compare.py --quick    # fewer repeats
+    python bench/compare.py --threads 1
+
+Prints a markdown table: time per unit of work for each implementation and
+the ratios against fastnn's C backend, plus line counts of csrc/ and fastnn/
+(a complexity budget, STYLE.md 15).
+
+How it measures: every (implementation, work, thread count) runs in its own
+subprocess with its thread pool pinned -- fastnn via ``set_num_threads``,
+NumPy's OpenBLAS via ``OPENBLAS_NUM_THREADS``, PyTorch via
+``torch.set_num_threads`` -- because alternating an OpenBLAS pool and an
+OpenMP pool inside one process on 2 cores was measured to stall calls by
+milliseconds (shared/notes/gemm.md). Each worker warms up, then takes the
+median of several timed blocks of steps. The machines are noisy: read the
+ratios, not the absolute times.
+"""
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# name -> (layer sizes, activation, loss, optimizer, batch size)
+STEPS = {
+    "step 784-256-128-10 b32": ((784, 256, 128, 10), "relu", "ce", "adam", 32),
+    "step 784-256-128-10 b128": ((784, 256, 128, 10), "relu", "ce", "adam", 128),
+    "step 784-256-128-10 b512": ((784, 256, 128, 10), "relu", "ce", "adam", 512),
+    "step 2-16-16-1 b32 (tiny)": ((2, 16, 16, 1), "tanh", "mse", "sgd", 32),
+    "step 64-64-64-1 b64 (tiny)": ((64, 64, 64, 1), "tanh", "mse", "sgd", 64),
+}
+EPOCHS = {"epoch digits 64-128-64-10 b64": ((64, 128, 64, 10), "relu", "ce", "adam", 64)}
+# name -> (M, N, K, transA, transB): C (M, N) = op(A) (M, K) . op(B) (K, N)
+GEMMS = {
+    "gemm 128x256x784 (fwd)": (128, 256, 784, False, False),
+    "gemm 784x256x128 (dW, TN)": (784, 256, 128, True, False),
+    "gemm 128x784x256 (dX, NT)": (128, 784, 256, False, True),
+    "gemm 128x10x128 (output layer)": (128, 10, 128, False, False),
+    "gemm 1024x1024x1024": (1024, 1024, 1024, False, False),
+}
+IMPLS = ("c", "numpy", "torch")
+
+
+def _data(sizes, loss, n, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, sizes[0])).astype(np.float32)
+    if loss == "ce":
+        y = rng.integers(0, sizes[-1], n).astype(np.int64)
+    else:
+        y = rng.standard_normal((n, sizes[-1])).astype(np.float32)
+    return X, y
+
+
+def _fastnn_model(sizes, act, loss, opt, backend):
+    import fastnn as fnn
+    acts = {"relu": fnn.ReLU, "tanh": fnn.Tanh}
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(fnn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(acts[act]())
+    model = fnn.Sequential(*layers, seed=0, backend=backend)
+    loss_fn = fnn.CrossEntropyLoss() if loss == "ce" else fnn.MSELoss()
+    optim = (fnn.Adam(model.parameters(), lr=1e-3) if opt == "adam"
+             else fnn.SGD(model.parameters(), lr=1e-2))
+    return model, loss_fn, optim
+
+
+def _torch_model(sizes, act, loss, opt):
+    import torch
+    acts = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(acts[act]())
+    model = torch.nn.Sequential(*layers)
+    loss_fn = torch.nn.CrossEntropyLoss() if loss == "ce" else torch.nn.MSELoss()
+    optim = (torch.optim.Adam(model.parameters(), lr=1e-3) if opt == "adam"
+             else torch.optim.SGD(model.parameters(), lr=1e-2))
+    return model, loss_fn, optim
+
+
+def _step_fn(impl, sizes, act, loss, opt):
+    """Return step(x, y) running one training step of `impl`, and a data converter."""
+    if impl == "torch":
+        import torch
+        model, loss_fn, optim = _torch_model(sizes, act, loss, opt)
+
+        def step(x, y):
+            optim.zero_grad(set_to_none=True)
+            out = loss_fn(model(x), y)
+            out.backward()
+            optim.step()
+            return out
+
+        return step, torch.from_numpy
+    model, loss_fn, optim = _fastnn_model(sizes, act, loss, opt, impl)
+    return (lambda x, y: model.train_step(x, y, loss_fn, optim)), (lambda a: a)
+
+
+def _time_blocks(run, reps, min_block_s):
+    """Median seconds of one call of run(), over `reps` blocks of >= min_block_s."""
+    run()
+    t0 = time.perf_counter()
+    run()
+    one = max(time.perf_counter() - t0, 1e-7)
+    inner = max(1, int(min_block_s / one))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            run()
+        times.append((time.perf_counter() - t0) / inner)
+    return float(np.median(times))
+
+
+def _gemm_fn(impl, M, N, K, ta, tb):
+    """Return a callable computing C = op(A) op(B) with `impl`, on fixed operands."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+    B = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
+    C = np.empty((M, N), np.float32)
+    if impl == "c":
+        from fastnn import _core
+        return lambda: _core.sgemm(ta, tb, 1.0, A, B, 0.0, C)
+    if impl == "numpy":
+        opA, opB = (A.T if ta else A), (B.T if tb else B)
+        return lambda: np.matmul(opA, opB, out=C)
+    import torch
+    tA, tB, tC = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(C)
+    opA, opB = (tA.T if ta else tA), (tB.T if tb else tB)
+    return lambda: torch.matmul(opA, opB, out=tC)
+
+
+def worker(impl, work, threads, reps):
+    """Run one measurement in this process and print its result as JSON."""
+    if impl == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    else:
+        import fastnn
+        fastnn.set_num_threads(threads)
+    if work in GEMMS:
+        M, N, K, ta, tb = GEMMS[work]
+        sec = _time_blocks(_gemm_fn(impl, M, N, K, ta, tb), reps, 0.1)
+        return {"sec": sec, "gflops": 2.0 * M * N * K / sec / 1e9}
+    if work in STEPS:
+        sizes, act, loss, opt, bs = STEPS[work]
+        step, conv = _step_fn(impl, sizes, act, loss, opt)
+        X, y = _data(sizes, loss, bs)
+        x, t = conv(X), conv(y)
+        for _ in range(5):
+            step(x, t)
+        sec = _time_blocks(lambda: step(x, t), reps, 0.2)
+        return {"sec": sec, "samples_per_s": bs / sec}
+    sizes, act, loss, opt, bs = EPOCHS[work]
+    from fastnn.datasets import load_digits
+    X, y = load_digits()
+    step, conv = _step_fn(impl, sizes, act, loss, opt)
+    order = np.random.default_rng(0).permutation(len(X))
+
+    def epoch():
+        for i in range(0, len(X), bs):
+            idx = order[i:i + bs]
+            step(conv(np.ascontiguousarray(X[idx])), conv(np.ascontiguousarray(y[idx])))
+
+    sec = _time_blocks(epoch, reps, 0.3)
+    return {"sec": sec, "samples_per_s": len(X) / sec}
+
+
+def run_worker(impl, work, threads, reps):
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["OPENBLAS_NUM_THREADS"] = str(threads)
+    env["MKL_NUM_THREADS"] = str(threads)
+    if impl == "numpy":  # let numpy's OpenBLAS pick its best kernel (env README)
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    cmd = [sys.executable, __file__, "--worker", impl, work, str(threads), str(reps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def have_torch():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _fmt_time(sec):
+    if sec is None:
+        return "n/a"
+    return f"{sec * 1e6:.0f} µs" if sec < 1e-2 else f"{sec * 1e3:.1f} ms"
+
+
+def line_counts():
+    def count(folder, exts):
+        total = 0
+        for p in (ROOT / folder).rglob("*"):
+            if p.suffix in exts and p.is_file():
+                total += sum(1 for _ in p.open(encoding="utf-8", errors="replace"))
+        return total
+    return {"csrc (C)": count("csrc", {".c", ".h"}),
+            "fastnn (Python + Cython)": count("fastnn", {".py", ".pyx", ".pxd"})}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--only", default="", help="run only works whose name contains this")
+    ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        impl, work, threads, reps = args.worker
+        print(json.dumps(worker(impl, work, int(threads), int(reps))))
+        return 0
+
+    import fastnn
+    reps = 3 if args.quick else 7
+    impls = [i for i in IMPLS if i != "torch" or (have_torch() and not args.no_torch)]
+    works = [w for w in list(GEMMS) + list(STEPS) + list(EPOCHS) if args.only in w]
+    print(f"fastnn {fastnn.__version__}, GEMM kernel: {fastnn._core.sgemm_kernel_name()}, "
+          f"numpy {np.__version__}" + (", torch " + __import__("torch").__version__
+                                        if "torch" in impls else ""))
+    print(f"machine: {os.cpu_count()} logical CPUs; median of {reps} blocks; "
+          "each cell measured in its own subprocess\n")
+    head = "| work | threads | fastnn (C) | NumPy ref | C vs NumPy |"
+    sep = "|---|---|---|---|---|"
+    if "torch" in impls:
+        head += " PyTorch | C vs PyTorch |"
+        sep += "---|---|"
+    print(head)
+    print(sep)
+    for work in works:
+        for t in args.threads:
+            res = {i: run_worker(i, work, t, reps) for i in impls}
+            sec = {i: (r["sec"] if r else None) for i, r in res.items()}
+            c = sec["c"]
+            row = f"| {work} | {t} | {_fmt_time(c)} | {_fmt_time(sec['numpy'])} | "
+            row += (f"{sec['numpy'] / c:.1f}× |" if c and sec["numpy"] else "n/a |")
+            if "torch" in impls:
+                row += f" {_fmt_time(sec['torch'])} | "
+                row += (f"{sec['torch'] / c:.1f}× |" if c and sec["torch"] else "n/a |")
+            print(row, flush=True)
+    print("\nTime is per GEMM call, per training step (forward, loss, backward, optimizer "
+          "update) or per epoch; 'C vs X' = X's time / fastnn's time (> 1: fastnn is faster).")
+    print("Lines of code: " + ", ".join(f"{k} {v}" for k, v in line_counts().items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

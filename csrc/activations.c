@@ -1,0 +1,223 @@
+/*
+ * activations.c -- forward/backward pairs of ReLU, LeakyReLU, Sigmoid, Tanh,
+ * GELU (tanh approximation) and row-wise Softmax.
+ *
+ * Size letters: n elements (elementwise ops); N rows, C columns (softmax).
+ * Forward: y = f(x). Backward: dx = dy * f'(x), dx OVERWRITTEN; f' is taken
+ * from y where that is cheaper (sigmoid y(1-y), tanh 1-y^2). For the
+ * elementwise ops dx may alias dy (so dx, dy carry no restrict).
+ * IEEE semantics (no -ffast-math): NaN in x propagates to y, as numpy's
+ * np.maximum does for ReLU. Backward of ReLU/LeakyReLU selects (like
+ * PyTorch's threshold_backward): dx = x > 0 ? dy : slope * dy.
+ * Threads: one `parallel for` over elements (or softmax rows), sized by
+ * fnn__threads_for so small arrays stay on one thread. Every element is
+ * computed the same way on any thread, so results are bitwise identical for
+ * every thread count.
+ */
+#include <math.h>
+#include "fnn_internal.h"
+
+/* Rough cost in flops of one element, to size the thread team. */
+#define COST_CHEAP 1.0
+#define COST_EXP 20.0
+
+#define CHECK_N(n, ...) do {                                   \
+        if ((n) < 0) return FNN_ERR_SIZE;                      \
+        if ((n) > 0 && !(__VA_ARGS__)) return FNN_ERR_ARG;    \
+    } while (0)
+
+/* Overflow-free logistic: exp(-|z|) is in (0, 1]. */
+static inline float sigmoidf_stable(float z) {
+    float e = expf(-fabsf(z));
+    return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+/* ------------------------------------------------------------------ ReLU */
+/* y, x (n) */
+fnn_status fnn_relu_forward(float *y, const float *x, int64_t n) {
+    CHECK_N(n, y && x);
+    int nt = fnn__threads_for(COST_CHEAP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];   /* NaN stays NaN */
+    return FNN_OK;
+}
+
+/* dx, dy, x, y (n); y unused */
+fnn_status fnn_relu_backward(float *dx, const float *dy, const float *x,
+                             const float *y, int64_t n) {
+    (void)y;
+    CHECK_N(n, dx && dy && x);
+    int nt = fnn__threads_for(COST_CHEAP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) {
+        float g = dy[i];                 /* loads outside the select: vectorises */
+        dx[i] = x[i] > 0.0f ? g : 0.0f;
+    }
+    return FNN_OK;
+}
+
+/* ------------------------------------------------------------- LeakyReLU */
+fnn_status fnn_leaky_relu_forward(float *y, const float *x, int64_t n, float slope) {
+    CHECK_N(n, y && x);
+    int nt = fnn__threads_for(COST_CHEAP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) {
+        float v = x[i];
+        float pos = v > 0.0f ? v : 0.0f, neg = v > 0.0f ? 0.0f : v;
+        y[i] = pos + slope * neg;   /* both selects, no branch: vectorises */
+    }
+    return FNN_OK;
+}
+
+fnn_status fnn_leaky_relu_backward(float *dx, const float *dy, const float *x,
+                                   const float *y, int64_t n, float slope) {
+    (void)y;
+    CHECK_N(n, dx && dy && x);
+    int nt = fnn__threads_for(COST_CHEAP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) {
+        float g = dy[i];
+        float pos = x[i] > 0.0f ? g : 0.0f, neg = x[i] > 0.0f ? 0.0f : g;
+        dx[i] = pos + slope * neg;
+    }
+    return FNN_OK;
+}
+
+/* --------------------------------------------------------------- Sigmoid */
+fnn_status fnn_sigmoid_forward(float *y, const float *x, int64_t n) {
+    CHECK_N(n, y && x);
+    int nt = fnn__threads_for(COST_EXP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) y[i] = sigmoidf_stable(x[i]);
+    return FNN_OK;
+}
+
+/* dx = dy * y * (1 - y); x unused */
+fnn_status fnn_sigmoid_backward(float *dx, const float *dy, const float *x,
+                                const float *y, int64_t n) {
+    (void)x;
+    CHECK_N(n, dx && dy && y);
+    int nt = fnn__threads_for(COST_CHEAP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    return FNN_OK;
+}
+
+/* ------------------------------------------------------------------ Tanh */
+fnn_status fnn_tanh_forward(float *y, const float *x, int64_t n) {
+    CHECK_N(n, y && x);
+    int nt = fnn__threads_for(COST_EXP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) y[i] = tanhf(x[i]);
+    return FNN_OK;
+}
+
+/* dx = dy * (1 - y^2); x unused */
+fnn_status fnn_tanh_backward(float *dx, const float *dy, const float *x,
+                             const float *y, int64_t n) {
+    (void)x;
+    CHECK_N(n, dx && dy && y);
+    int nt = fnn__threads_for(COST_CHEAP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    return FNN_OK;
+}
+
+/* ------------------------------------------------------------------ GELU */
+/* f(x) = 0.5 x (1 + tanh(u)), u = k0 (x + k1 x^3), k0 = sqrt(2/pi).
+   Computed as x * sigmoid(2u) (the same function, since 1 + tanh(u) =
+   2 sigmoid(2u)): no cancellation in 1 + tanh(u) for negative x.
+   f'(x) = s + x s (1 - s) 2 k0 (1 + 3 k1 x^2), s = sigmoid(2u), where
+   s (1 - s) = e / (1 + e)^2 with e = exp(-|2u|) avoids cancellation. */
+#define GELU_K0 0.7978845608028654f
+#define GELU_K1 0.044715f
+
+fnn_status fnn_gelu_forward(float *y, const float *x, int64_t n) {
+    CHECK_N(n, y && x);
+    int nt = fnn__threads_for(COST_EXP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) {
+        float v = x[i];
+        float u2 = 2.0f * GELU_K0 * (v + GELU_K1 * v * v * v);
+        y[i] = v * sigmoidf_stable(u2);
+    }
+    return FNN_OK;
+}
+
+/* dx = dy * f'(x); y unused */
+fnn_status fnn_gelu_backward(float *dx, const float *dy, const float *x,
+                             const float *y, int64_t n) {
+    (void)y;
+    CHECK_N(n, dx && dy && x);
+    int nt = fnn__threads_for(COST_EXP * (double)n);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < n; i++) {
+        float v = x[i];
+        float u2 = 2.0f * GELU_K0 * (v + GELU_K1 * v * v * v);
+        float e = expf(-fabsf(u2)), q = 1.0f / (1.0f + e);
+        float s = u2 >= 0.0f ? q : e * q;
+        float s1s = e * q * q;               /* s (1 - s), without cancellation */
+        float du2 = 2.0f * GELU_K0 * (1.0f + 3.0f * GELU_K1 * v * v);
+        dx[i] = dy[i] * (s + v * s1s * du2);
+    }
+    return FNN_OK;
+}
+
+/* --------------------------------------------------------------- Softmax */
+/* y, x (N, C): y[i, :] = exp(x[i, :] - max_i) / sum; the sum in double.
+   A NaN anywhere in a row makes the whole row NaN. */
+fnn_status fnn_softmax_forward(float *y, const float *x, int64_t N, int64_t C) {
+    if (fnn__check_2d(N, C)) return FNN_ERR_SIZE;
+    if (N == 0 || C == 0) return FNN_OK;
+    if (!y || !x) return FNN_ERR_ARG;
+    int nt = fnn__threads_for(COST_EXP * (double)N * (double)C);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < N; i++) {
+        const float *xi = x + i * C;
+        float *yi = y + i * C;
+        float m = xi[0];
+        for (int64_t j = 1; j < C; j++) m = xi[j] > m ? xi[j] : m;
+        double sum = 0.0;
+        for (int64_t j = 0; j < C; j++) {
+            yi[j] = expf(xi[j] - m);
+            sum += yi[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < C; j++) yi[j] *= inv;
+    }
+    return FNN_OK;
+}
+
+/* dx, dy, y (N, C): dx[i, j] = y[i, j] (dy[i, j] - sum_k dy[i, k] y[i, k]).
+   The row's dot product is taken before the row is written, so dx may
+   alias dy here too (the bridge still rejects it); x unused. */
+fnn_status fnn_softmax_backward(float *dx, const float *dy, const float *x,
+                                const float *y, int64_t N, int64_t C) {
+    (void)x;
+    if (fnn__check_2d(N, C)) return FNN_ERR_SIZE;
+    if (N == 0 || C == 0) return FNN_OK;
+    if (!dx || !dy || !y) return FNN_ERR_ARG;
+    int nt = fnn__threads_for(4.0 * (double)N * (double)C);
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (i = 0; i < N; i++) {
+        const float *dyi = dy + i * C, *yi = y + i * C;
+        float *dxi = dx + i * C;
+        double dot = 0.0;
+        for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * yi[j];
+        float fdot = (float)dot;
+        for (int64_t j = 0; j < C; j++) dxi[j] = yi[j] * (dyi[j] - fdot);
+    }
+    return FNN_OK;
+}

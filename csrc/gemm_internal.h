@@ -1,0 +1,62 @@
+/*
+ * gemm_internal.h -- the micro-kernel contract shared by gemm.c, cpu.c and
+ * the gemm_kernel_*.c files (internal, not installed).
+ *
+ * A micro-kernel computes one register tile of C (m <= MR rows, n <= NR
+ * columns) over the whole k it is given:
+ *
+ *   c[i*ldc + j] = alpha * sum_p a[i*rsa + p*csa] * b[p*rsb + j] + beta * c[i*ldc + j]
+ *
+ * for 0 <= i < m, 0 <= j < n, with p running 0..k-1 in order (one
+ * accumulator per element, so the result never depends on where the tile
+ * sits or how many threads run). beta == 0: c is written, never read.
+ *
+ *   a: element (i, p) at a[i*rsa + p*csa]  -- a packed micro-panel
+ *      (rsa = 1, csa = MR), a row-major block (rsa = lda, csa = 1) or a
+ *      transposed one (rsa = 1, csa = lda);
+ *   b: (k, n) with contiguous rows of stride rsb -- packed (rsb = NR) or
+ *      the caller's B itself.
+ *
+ * A kernel with `direct` set reads only rows i < m of a and columns j < n
+ * of b, so the driver may call it on unpacked operands. A kernel without
+ * it (the portable one) reads the full MR x NR tile and so needs packed,
+ * zero-padded panels.
+ */
+#ifndef FNN_GEMM_INTERNAL_H
+#define FNN_GEMM_INTERNAL_H
+
+#include "fnn_internal.h"
+
+typedef void (*fnn__sgemm_ukr_fn)(int64_t k, float alpha,
+                                  const float *a, int64_t rsa, int64_t csa,
+                                  const float *b, int64_t rsb,
+                                  float beta, float *c, int64_t ldc,
+                                  int64_t m, int64_t n);
+
+typedef struct fnn__sgemm_kernel {
+    const char *name;       /* e.g. "avx512_8x32" */
+    int mr, nr;             /* register tile */
+    int64_t kc, mc, nc;     /* cache blocks (mc a multiple of mr, nc of nr) */
+    int direct;             /* 1: ukr is safe on unpacked operands (see above) */
+    int64_t direct_max_b;   /* bytes of B (k * n * 4) up to which the direct path runs */
+    fnn__sgemm_ukr_fn ukr;
+} fnn__sgemm_kernel;
+
+/* The portable kernel (gemm_kernel_ref.c), always present. */
+extern const fnn__sgemm_kernel fnn__sgemm_kernel_generic;
+/* x86-64 SIMD kernels need GCC/Clang's target attribute (no -march flags in
+   the build); elsewhere (aarch64, MSVC) only the portable kernel exists. */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define FNN_GEMM_X86 1
+#endif
+
+#ifdef FNN_GEMM_X86
+extern const fnn__sgemm_kernel fnn__sgemm_kernel_avx2;    /* gemm_kernel_avx2.c */
+extern const fnn__sgemm_kernel fnn__sgemm_kernel_avx512;  /* gemm_kernel_avx512.c */
+#endif
+
+/* The kernel chosen for this process (cpu.c): picked once, at first call,
+   from the CPU's features and FASTNN_ISA=generic|avx2|avx512. */
+const fnn__sgemm_kernel *fnn__sgemm_kernel_get(void);
+
+#endif /* FNN_GEMM_INTERNAL_H */

@@ -1,0 +1,40 @@
+"""fastnn: fast CPU training of dense neural networks.
+
+C + OpenMP kernels under a small NumPy API: PyTorch's names, Keras's loop::
+
+    import fastnn as fnn
+    X, y = fnn.datasets.load_digits()
+    model = fnn.Sequential(fnn.Linear(64, 128), fnn.ReLU(), fnn.Linear(128, 10), seed=0)
+    model.fit(X, y, loss=fnn.CrossEntropyLoss(), optimizer=fnn.Adam(model.parameters()))
+
+Every model runs on a backend: "c" (default, ``fastnn._core``) or "numpy"
+(``fastnn.reference``, the pure-NumPy twin). The C extension is imported only
+when a model, optimizer or thread call first needs it, so ``import fastnn``
+works (and the NumPy backend is usable) even where it is not built.
+"""
+__version__ = "0.1.0"
+
+from . import datasets
+from ._backend import get_backend, set_default_backend
+from .callbacks import Callback, EarlyStopping, History
+from .data import batches, train_test_split
+from .io import FormatError, load, save
+from .layers import (GELU, Dropout, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential,
+                     Sigmoid, Softmax, Tanh)
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MAELoss, MSELoss
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .threads import get_num_threads, set_num_threads
+
+__all__ = [
+    "Sequential", "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
+    "GELU", "Softmax", "Dropout",
+    "MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
+    "History", "Callback", "EarlyStopping",
+    "batches", "train_test_split",
+    "load", "save", "FormatError",
+    "datasets",
+    "set_num_threads", "get_num_threads",
+    "get_backend", "set_default_backend",
+    "__version__",
+]

@@ -1,0 +1,194 @@
+"""Loss functions (PyTorch names; ``reduction="mean"`` only).
+
+``loss = loss_fn(pred, target)`` returns the mean loss as a float and keeps
+d(loss)/d(pred); ``loss_fn.backward()`` returns it (an internal buffer,
+overwritten by the next call). pred is (N, D) float32 -- a model's output.
+
+Targets:
+  * regression losses (MSE, L1, Huber) and BCEWithLogits: the target must
+    have pred's shape (N, D). The one exception, made explicitly: a 1-D
+    target (N,) is accepted for a one-output model (pred (N, 1)) and
+    reshaped to (N, 1). Anything else is a ValueError -- never PyTorch's
+    silent (N, 1) - (N,) -> (N, N) broadcast.
+  * CrossEntropyLoss: integer class labels (N,) (or (N, 1)); float labels
+    that are whole numbers (3.0) are accepted, others (1.5) are a
+    ValueError; a label outside [0, C) that is not ``ignore_index`` is an
+    IndexError naming the label and the class count.
+"""
+import numpy as np
+
+from ._backend import get_backend
+
+__all__ = ["MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss",
+           "CrossEntropyLoss", "get_loss"]
+
+
+class _Loss:
+    """Base: converts the target, calls one backend kernel, caches dpred."""
+    classification = False    # report accuracy in fit/evaluate
+    _dpred = None
+
+    def __init__(self, reduction="mean"):
+        if reduction != "mean":
+            raise ValueError(f"{type(self).__name__}: only reduction='mean' is supported, "
+                             f"got {reduction!r}")
+        self.reduction = reduction
+
+    def __call__(self, pred, target):
+        return self.forward(pred, target)
+
+    def prepare_target(self, target, pred_shape=None):
+        """Target as C-contiguous float32 with pred's shape (see the module doc)."""
+        t = np.ascontiguousarray(target, dtype=np.float32)
+        if pred_shape is not None and t.shape != pred_shape:
+            if t.ndim == 1 and pred_shape == (t.shape[0], 1):
+                return t.reshape(-1, 1)
+            raise ValueError(f"{type(self).__name__}: target shape {t.shape} does not match "
+                             f"the prediction shape {pred_shape}")
+        return t
+
+    def forward(self, pred, target, backend=None):
+        """Mean loss of pred against target; keeps the gradient for backward()."""
+        pred = np.ascontiguousarray(pred, dtype=np.float32)
+        if pred.ndim != 2:
+            raise ValueError(f"{type(self).__name__}: pred must be 2-D (batch, outputs), "
+                             f"got shape {pred.shape}")
+        target = self.prepare_target(target, pred.shape)
+        dpred = self._dpred
+        if dpred is None or dpred.shape != pred.shape:
+            dpred = np.empty(pred.shape, np.float32)
+        loss = self._kernel(backend or get_backend(), dpred, pred, target)
+        self._dpred = dpred
+        return float(loss)
+
+    def backward(self):
+        """d(mean loss)/d(pred) of the last call, (N, D)."""
+        if self._dpred is None:
+            raise RuntimeError("call the loss on (pred, target) before backward()")
+        return self._dpred
+
+    def correct(self, pred, target):
+        """Number of correct predictions (classification losses only)."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class MSELoss(_Loss):
+    """Mean squared error: L = mean((pred - target)²); dL/dpred = 2 (pred - target) / (N·D)."""
+
+    def _kernel(self, be, dpred, pred, target):
+        return be.mse_loss(dpred, pred, target)
+
+
+class L1Loss(_Loss):
+    """Mean absolute error: L = mean(|pred - target|); dL/dpred = sign(pred - target) / (N·D)
+    (0 where pred == target)."""
+
+    def _kernel(self, be, dpred, pred, target):
+        return be.mae_loss(dpred, pred, target)
+
+
+MAELoss = L1Loss
+
+
+class HuberLoss(_Loss):
+    """Huber loss, r = pred - target:  ½ r² if |r| ≤ delta else delta (|r| - ½ delta),
+    averaged; dL/dpred = clip(r, -delta, delta) / (N·D). delta > 0."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        if not np.isfinite(delta) or delta <= 0:
+            raise ValueError(f"HuberLoss: delta must be > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def _kernel(self, be, dpred, pred, target):
+        return be.huber_loss(dpred, pred, target, self.delta)
+
+    def __repr__(self):
+        return f"HuberLoss(delta={self.delta})"
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy on logits z with targets t ∈ [0, 1], mean over N·D:
+    l = -(pw · t · log σ(z) + (1 - t) · log(1 - σ(z))), computed stably as
+    (1 - t) z + (1 + (pw - 1) t) softplus(-z). pos_weight (D,) weighs the
+    positive term (default 1). Predicted class: z > 0."""
+    classification = True
+
+    def __init__(self, pos_weight=None, reduction="mean"):
+        super().__init__(reduction)
+        self.pos_weight = None if pos_weight is None else \
+            np.ascontiguousarray(np.atleast_1d(pos_weight), dtype=np.float32)
+
+    def _kernel(self, be, dpred, pred, target):
+        return be.bce_with_logits_loss(dpred, pred, target, self.pos_weight)
+
+    def correct(self, pred, target):
+        target = self.prepare_target(target, pred.shape)
+        return float(np.sum((pred > 0) == (target > 0.5))) / pred.shape[1]
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy from logits z (N, C) and integer labels y (N,):
+    l_i = w[y_i] (log Σ_j exp z_ij - z_i,y_i);  L = Σ l_i / Σ w[y_i] over rows with
+    y_i != ignore_index (PyTorch's weighted mean). dL/dz_ij = w[y_i] (softmax(z_i)_j -
+    [j = y_i]) / Σ w. weight (C,): per-class weights, e.g. to make a missed
+    diagnosis cost more. Predicted class: argmax_j z_ij."""
+    classification = True
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction)
+        self.weight = None if weight is None else \
+            np.ascontiguousarray(weight, dtype=np.float32).ravel()
+        self.ignore_index = int(ignore_index)
+
+    def prepare_target(self, target, pred_shape=None):
+        """Labels as int64 (N,); whole-number floats accepted, 1.5 rejected."""
+        t = np.asarray(target)
+        if t.dtype != np.int64 or not t.flags.c_contiguous:
+            if t.dtype.kind == "f":
+                if not np.isfinite(t).all() or (t != np.round(t)).any():
+                    bad = t[~np.isfinite(t) | (t != np.round(t))].ravel()[0]
+                    raise ValueError(f"CrossEntropyLoss: labels must be integers, got {bad}")
+            elif t.dtype.kind not in "biu":
+                raise TypeError(f"CrossEntropyLoss: labels must be integers, got dtype {t.dtype}")
+            t = np.ascontiguousarray(t, dtype=np.int64)
+        if t.ndim == 2 and t.shape[1] == 1:
+            t = t.reshape(-1)
+        if t.ndim != 1 or (pred_shape is not None and t.shape[0] != pred_shape[0]):
+            want = f"({pred_shape[0]},)" if pred_shape else "(N,)"
+            raise ValueError(f"CrossEntropyLoss: labels must have shape {want}, got {t.shape}")
+        return t
+
+    def check_range(self, labels, n_classes):
+        """IndexError naming the first label outside [0, C) that is not ignore_index
+        (fit checks all labels up front, before any step; the kernels check each batch)."""
+        bad = ((labels < 0) | (labels >= n_classes)) & (labels != self.ignore_index)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise IndexError(f"target {labels[row]} is out of bounds for {n_classes} classes "
+                             f"(row {row})")
+
+    def _kernel(self, be, dpred, pred, target):
+        return be.cross_entropy_loss(dpred, pred, target, self.weight, self.ignore_index)
+
+    def correct(self, pred, target):
+        return float(np.sum(pred.argmax(axis=1) == self.prepare_target(target, pred.shape)))
+
+
+LOSSES = {"mse": MSELoss, "l1": L1Loss, "mae": L1Loss, "huber": HuberLoss,
+          "bce_with_logits": BCEWithLogitsLoss, "cross_entropy": CrossEntropyLoss}
+
+
+def get_loss(loss):
+    """A loss instance from an instance or a name (see LOSSES)."""
+    if isinstance(loss, _Loss):
+        return loss
+    if isinstance(loss, str) and loss.lower() in LOSSES:
+        return LOSSES[loss.lower()]()
+    if loss is None:
+        raise ValueError("a loss is required, e.g. loss=fastnn.CrossEntropyLoss()")
+    raise ValueError(f"unknown loss {loss!r}; valid names: {', '.join(LOSSES)} "
+                     "(or a loss instance)")

@@ -1,0 +1,32 @@
+"""The NumPy reference backend: fastnn's kernels in plain, readable NumPy.
+
+Same functions, signatures and semantics as the C bridge :mod:`fastnn._core`
+(outputs first, dx overwritten, dw/db accumulated, losses return a float),
+one module per C file. It is the correctness oracle of the tests and works in
+any floating dtype: float64 for gradient checks, float32 to compare with C.
+"""
+import operator
+
+from .activations import (gelu_backward, gelu_forward, leaky_relu_backward,
+                          leaky_relu_forward, relu_backward, relu_forward,
+                          sigmoid_backward, sigmoid_forward, softmax_backward,
+                          softmax_forward, tanh_backward, tanh_forward)
+from .dense import dense_backward, dense_forward
+from .gemm import sgemm
+from .losses import (bce_with_logits_loss, cross_entropy_loss, huber_loss, mae_loss,
+                     mse_loss)
+from .optim import adagrad_update, adam_update, rmsprop_update, sgd_update
+
+NAME = "numpy"
+
+
+def get_num_threads():
+    """The reference is single-threaded: always 1."""
+    return 1
+
+
+def set_num_threads(n):
+    """Accepted for interface parity (n >= 0, 0 = default); has no effect."""
+    n = operator.index(n)
+    if n < 0:
+        raise ValueError(f"number of threads must be >= 0, got {n}")

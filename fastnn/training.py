@@ -1,0 +1,200 @@
+"""The Keras-style loop: fit, evaluate, predict (methods of Sequential).
+
+Inputs are validated once per call, up front (:mod:`fastnn.data`): any real
+array-like X becomes C-contiguous float32 (float64/int converted), y is
+converted to what the loss needs (float32 targets, int64 labels). The epoch
+loop then slices batches and calls ``model._train_step`` -- the one place a
+fused C step replaces the layer-by-layer path.
+"""
+import math
+import time
+
+import numpy as np
+
+from .callbacks import History
+from .data import batches, check_consistent_length, check_int, check_X, check_y
+from .losses import get_loss
+from .optim import get_optimizer
+
+__all__ = ["fit", "evaluate", "predict", "predict_proba"]
+
+
+def check_optimizer(model, optimizer):
+    """ValueError unless `optimizer` updates exactly this model's parameters."""
+    mine = model.flat_params
+    if optimizer.flat:
+        ok = optimizer._targets[0][0] is mine
+    else:
+        ok = all(p.flat is mine for p in optimizer.params)
+    if not ok:
+        raise ValueError("the optimizer was created for another model's parameters; "
+                         "create it with model.parameters()")
+
+
+def _check_xy(model, X, y, loss, name="X"):
+    X = check_X(X, name)
+    if model.in_features is not None and X.shape[1] != model.in_features:
+        first = next(layer for layer in model.layers if hasattr(layer, "in_features"))
+        raise ValueError(f"{first!r} expects {model.in_features} features, got {X.shape[1]}")
+    y = check_y(y, "y" if name == "X" else name.replace("X", "y"))
+    check_consistent_length(X, y)
+    width = model.out_features_
+    y = loss.prepare_target(y, None if width is None else (len(X), width))
+    if width is not None and hasattr(loss, "check_range"):
+        loss.check_range(y, width)
+    return X, y
+
+
+def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuffle=True,
+        seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1):
+    """Train the model; return a :class:`History`.
+
+    Args:
+        X (N, IN), y: training data (y: labels (N,) for CrossEntropyLoss, else
+            targets shaped like the output; (N,) is accepted for one output).
+        loss: a loss instance or name ("cross_entropy", "mse", ...). Kept as
+            ``model.loss`` for later ``evaluate`` calls.
+        optimizer: an optimizer built on ``model.parameters()`` or a name
+            ("adam", "sgd", ...: default settings, new each call).
+        epochs: passes over the data (0 trains nothing).
+        batch_size: N for full-batch, 1 for stochastic, b for mini-batch
+            gradient descent -- the same optimizer in every case.
+        shuffle, seed: reshuffle every epoch; seed=None draws one from the
+            model's seeded generator, so runs are reproducible.
+        validation_data: (X_val, y_val), or validation_split: the fraction of
+            samples taken from the END of X, y (before shuffling, as Keras).
+        callbacks: list of :class:`Callback`, e.g. EarlyStopping.
+        verbose: 0 silent, 1 or 2 one line per epoch.
+
+    history.history holds "loss" (sample-weighted mean of the batch losses
+    of the epoch, weights as they were at each batch), "accuracy" for
+    classification losses, and "val_" versions with validation data.
+
+    Raises FloatingPointError naming the epoch and step when the loss becomes
+    NaN or Inf (lower the learning rate).
+    """
+    loss = get_loss(loss)
+    optimizer = get_optimizer(optimizer, model.parameters())
+    check_optimizer(model, optimizer)
+    epochs = check_int(epochs, "epochs", 0)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    X, y = _check_xy(model, X, y, loss)
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    if validation_data is not None:
+        if len(validation_data) != 2:
+            raise ValueError("validation_data must be a tuple (X_val, y_val)")
+        Xv, yv = _check_xy(model, *validation_data, loss, name="X_val")
+    elif validation_split > 0:
+        split = int(len(X) * (1.0 - validation_split))
+        if split in (0, len(X)):
+            raise ValueError(f"validation_split={validation_split} leaves an empty training "
+                             f"or validation set out of {len(X)} samples")
+        X, Xv, y, yv = X[:split], X[split:], y[:split], y[split:]
+    else:
+        Xv = yv = None
+    rng = np.random.default_rng(model._rng.integers(2**63) if seed is None else seed)
+
+    model.loss = loss
+    history = History()
+    callbacks = [history] + list(callbacks or [])
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.on_train_begin({})
+    model.stop_training = False
+    model.train()
+    for epoch in range(epochs):
+        for cb in callbacks:
+            cb.on_epoch_begin(epoch, {})
+        t0 = time.perf_counter()
+        total = correct = 0.0
+        order = rng.permutation(len(X)) if shuffle else None
+        for step, start in enumerate(range(0, len(X), batch_size)):
+            idx = slice(start, start + batch_size) if order is None else \
+                order[start:start + batch_size]
+            xb, yb = X[idx], y[idx]
+            value, out = model._train_step(xb, yb, loss, optimizer)
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"loss is {value} at epoch {epoch + 1}, step {step + 1}: training "
+                    f"diverged; lower the learning rate (now {optimizer.lr:g})")
+            total += value * len(xb)
+            if loss.classification:
+                correct += loss.correct(out, yb)
+        logs = {"loss": total / len(X)}
+        if loss.classification:
+            logs["accuracy"] = correct / len(X)
+        if Xv is not None:
+            logs.update({"val_" + k: v for k, v in _evaluate(model, Xv, yv, loss).items()})
+            model.train()
+        seconds = time.perf_counter() - t0
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, logs)
+        if verbose:
+            metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {metrics}", flush=True)
+        if model.stop_training:
+            break
+    for cb in callbacks:
+        cb.on_train_end({})
+    return history
+
+
+def _predict(model, X, batch_size):
+    out = np.empty((len(X), model.out_features_ or 0), np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(X), batch_size):
+            res = model._forward(X[start:start + batch_size])
+            if out.shape[1] != res.shape[1]:
+                out = np.empty((len(X), res.shape[1]), np.float32)
+            out[start:start + len(res)] = res
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _evaluate(model, X, y, loss, batch_size=1024):
+    pred = _predict(model, X, batch_size)
+    logs = {"loss": loss.forward(pred, y, model.backend)}
+    if loss.classification:
+        logs["accuracy"] = loss.correct(pred, y) / len(X)
+    return logs
+
+
+def evaluate(model, X, y, loss=None, batch_size=1024):
+    """{"loss": mean loss, "accuracy": ... (classification)} on X, y in eval mode.
+
+    loss defaults to the one of the last ``fit``.
+    """
+    loss = get_loss(loss if loss is not None else model.loss)
+    X, y = _check_xy(model, X, y, loss)
+    return _evaluate(model, X, y, loss, check_int(batch_size, "batch_size", 1))
+
+
+def predict(model, X, batch_size=1024):
+    """Model outputs (logits for classifiers) for X (N, IN), in eval mode (no dropout).
+
+    Returns a new (N, OUT) float32 array owned by the caller.
+    """
+    X = check_X(X)
+    if model.in_features is not None and X.shape[1] != model.in_features:
+        first = next(layer for layer in model.layers if hasattr(layer, "in_features"))
+        raise ValueError(f"{first!r} expects {model.in_features} features, got {X.shape[1]}")
+    return _predict(model, X, check_int(batch_size, "batch_size", 1))
+
+
+def predict_proba(model, X, batch_size=1024):
+    """Class probabilities: softmax of the outputs (N, C) for several outputs,
+    sigmoid (N, 1) for one output; outputs of a final Softmax/Sigmoid layer are
+    returned as they are."""
+    out = predict(model, X, batch_size)
+    if type(model.layers[-1]).__name__ in ("Softmax", "Sigmoid"):
+        return out
+    probs = np.empty_like(out)
+    if out.shape[1] == 1:
+        model.backend.sigmoid_forward(probs, out)
+    else:
+        model.backend.softmax_forward(probs, out)
+    return probs

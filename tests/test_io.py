@@ -1,0 +1,141 @@
+"""save/load: identical predictions, atomic writes, clear errors on bad files."""
+import os
+
+import numpy as np
+import pytest
+
+import fastnn as fnn
+from fastnn import io
+
+
+@pytest.fixture
+def model():
+    m = fnn.Sequential(fnn.Linear(4, 8), fnn.LeakyReLU(0.1), fnn.Dropout(0.2),
+                       fnn.Linear(8, 3, bias=False), fnn.GELU(), fnn.Linear(3, 2), seed=5)
+    X = np.random.default_rng(0).normal(size=(32, 4))
+    m.fit(X, np.arange(32) % 2, loss="cross_entropy", epochs=2, verbose=0)
+    return m
+
+
+def test_save_load_identical_predictions(model, tmp_path):
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    loaded = fnn.load(path)
+    x = np.random.default_rng(1).normal(size=(10, 4))
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    np.testing.assert_array_equal(loaded.flat_params, model.flat_params)
+    assert [repr(a) for a in loaded.layers] == [repr(b) for b in model.layers]
+    assert fnn.load(path, backend="numpy").backend.NAME == "numpy"
+    assert os.listdir(tmp_path) == ["m.fnn"]
+
+
+def test_file_starts_with_magic_and_holds_no_pickle(model, tmp_path):
+    path = tmp_path / "m.fnn"
+    fnn.save(model, path)
+    data = path.read_bytes()
+    assert data.startswith(io.MAGIC)
+    assert b"\x80\x04" not in data[:20] and b"pickle" not in data
+
+
+def _fail(*args, **kwargs):
+    raise OSError("disk full (injected)")
+
+
+@pytest.mark.parametrize("where", ["fsync", "replace"])
+def test_failed_save_leaves_old_file_and_no_temp(model, tmp_path, monkeypatch, where):
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    before = path.read_bytes()
+    model.flat_params[...] += 1.0
+    monkeypatch.setattr(io.os, where, _fail)
+    with pytest.raises(OSError, match="injected"):
+        model.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.fnn"]
+
+
+def test_failure_midway_through_writing(model, tmp_path, monkeypatch):
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    before = path.read_bytes()
+    real = io._encode
+
+    def half_written(m):
+        parts = real(m)
+        return parts[:2] + [None]     # f.write(None) raises after the first parts
+
+    monkeypatch.setattr(io, "_encode", half_written)
+    with pytest.raises(TypeError):
+        model.save(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.fnn"]
+
+
+def test_truncated_and_corrupted_files_raise_format_error(model, tmp_path):
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.fnn"
+    rng = np.random.default_rng(0)
+    for cut in list(range(0, 40)) + list(rng.integers(0, len(data), 40)):
+        bad.write_bytes(data[:cut])
+        with pytest.raises(fnn.FormatError):
+            fnn.load(bad)
+    for pos in rng.integers(0, len(data), 100):
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(rng.integers(8))
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(fnn.FormatError):
+            fnn.load(bad)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "too short"),
+    (b"hello world, this is not a model file at all....", "magic"),
+    (b"\x80\x04\x95" + b"\x00" * 60, "magic"),                 # a pickle
+])
+def test_foreign_files(tmp_path, content, reason):
+    path = tmp_path / "x.fnn"
+    path.write_bytes(content)
+    with pytest.raises(fnn.FormatError, match=reason):
+        fnn.load(path)
+
+
+def _rewrite(data, header_edit=None, version=None):
+    """Re-encode a file with an edited header / version and a valid checksum."""
+    import hashlib
+    import json
+    magic, ver, hlen = io._PREFIX.unpack_from(data)
+    header = json.loads(data[io._PREFIX.size:io._PREFIX.size + hlen])
+    payload = data[io._PREFIX.size + hlen:-32]
+    if header_edit:
+        header_edit(header)
+    hb = json.dumps(header).encode()
+    body = io._PREFIX.pack(magic, version or ver, len(hb)) + hb + payload
+    return body + hashlib.sha256(body).digest()
+
+
+def test_bad_version_unknown_layer_and_bad_layout(model, tmp_path):
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    data = path.read_bytes()
+    cases = [
+        (_rewrite(data, version=99), "version 99"),
+        (_rewrite(data, lambda h: h["layers"][0].update({"class": "os.system"})), "unknown layer"),
+        (_rewrite(data, lambda h: h["layers"][0]["config"].update({"in_features": 5})),
+         "layout|expected"),
+        (_rewrite(data, lambda h: h["layers"][0]["config"].update({"evil": 1})), "configuration"),
+        (_rewrite(data, lambda h: h.pop("parameters")), "invalid header"),
+    ]
+    for content, reason in cases:
+        path.write_bytes(content)
+        with pytest.raises(fnn.FormatError, match=reason):
+            fnn.load(path)
+
+
+def test_save_keeps_permissions_of_existing_file(model, tmp_path):
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    os.chmod(path, 0o600)
+    model.save(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
