@@ -47,6 +47,7 @@
 
 #define GEMM_PAR_MIN_FLOPS 2.0e6
 #define GEMM_ALIGN 64
+#define PACK_KB 16   /* k-steps per transposing pack block: one source cache line */
 
 /* ------------------------------------------------------------ utilities */
 
@@ -108,13 +109,19 @@ static void pack_a(float *FNN_RESTRICT Ap, const float *FNN_RESTRICT A, int64_t 
                 for (; i < mr; i++) d[i] = 0.0f;
             }
         } else {
-            /* op(A)(i, p) = A[i*lda + p]: row i is contiguous over p */
-            for (int64_t i = 0; i < m; i++) {
-                const float *s = A + (i0 + ir + i) * lda + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = s[p];
+            /* op(A)(i, p) = A[i*lda + p]: row i is contiguous over p.
+               Transpose in blocks of PACK_KB k-steps so the source lines
+               and the destination rows both stay in L1. */
+            const float *src = A + (i0 + ir) * lda + p0;
+            for (int64_t pb = 0; pb < kc; pb += PACK_KB) {
+                int64_t pe = imin(kc, pb + PACK_KB);
+                for (int64_t i = 0; i < m; i++) {
+                    const float *s = src + i * lda;
+                    for (int64_t p = pb; p < pe; p++) dst[p * mr + i] = s[p];
+                }
+                for (int64_t i = m; i < mr; i++)
+                    for (int64_t p = pb; p < pe; p++) dst[p * mr + i] = 0.0f;
             }
-            for (int64_t i = m; i < mr; i++)
-                for (int64_t p = 0; p < kc; p++) dst[p * mr + i] = 0.0f;
         }
     }
 }
@@ -122,11 +129,14 @@ static void pack_a(float *FNN_RESTRICT Ap, const float *FNN_RESTRICT A, int64_t 
 /* Bp <- op(B)[p0 : p0+kc, j0 : j0+nc] as ceil(nc/NR) micro-panels, each
    (kc, NR) row-major, columns past nc zeroed. B is (K, N) if !tb else (N, K). */
 static void pack_b(float *FNN_RESTRICT Bp, const float *FNN_RESTRICT B, int64_t ldb, int tb,
-                   int64_t p0, int64_t j0, int64_t kc, int64_t nc, int nr) {
+                   int64_t p0, int64_t j0, int64_t kc, int64_t nc, int nr,
+                   fnn__sgemm_pack_bt_fn pack_bt) {
     for (int64_t jr = 0; jr < nc; jr += nr) {
         int64_t n = imin(nr, nc - jr);
         float *dst = Bp + jr * kc;
-        if (!tb) {
+        if (tb && pack_bt) {
+            pack_bt(dst, B + (j0 + jr) * ldb + p0, ldb, kc, n);
+        } else if (!tb) {
             const float *src = B + p0 * ldb + j0 + jr;
             for (int64_t p = 0; p < kc; p++) {
                 const float *s = src + p * ldb;
@@ -136,13 +146,18 @@ static void pack_b(float *FNN_RESTRICT Bp, const float *FNN_RESTRICT B, int64_t 
                 for (; j < nr; j++) d[j] = 0.0f;
             }
         } else {
-            /* op(B)(p, j) = B[j*ldb + p]: column j of op(B) is contiguous */
-            for (int64_t j = 0; j < n; j++) {
-                const float *s = B + (j0 + jr + j) * ldb + p0;
-                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = s[p];
+            /* op(B)(p, j) = B[j*ldb + p]: column j of op(B) is contiguous;
+               transposed in blocks of PACK_KB k-steps (see pack_a). */
+            const float *src = B + (j0 + jr) * ldb + p0;
+            for (int64_t pb = 0; pb < kc; pb += PACK_KB) {
+                int64_t pe = imin(kc, pb + PACK_KB);
+                for (int64_t j = 0; j < n; j++) {
+                    const float *s = src + j * ldb;
+                    for (int64_t p = pb; p < pe; p++) dst[p * nr + j] = s[p];
+                }
+                for (int64_t j = n; j < nr; j++)
+                    for (int64_t p = pb; p < pe; p++) dst[p * nr + j] = 0.0f;
             }
-            for (int64_t j = n; j < nr; j++)
-                for (int64_t p = 0; p < kc; p++) dst[p * nr + j] = 0.0f;
         }
     }
 }
@@ -187,7 +202,7 @@ static void block_packed(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, 
         for (int64_t pc = 0; pc < g->K; pc += g->kc) {
             int64_t kc = imin(g->kc, g->K - pc);
             float beta = pc == 0 ? g->beta : 1.0f;
-            pack_b(Bp, g->B, g->ldb, g->tb, pc, n0 + jc, kc, nc, nr);
+            pack_b(Bp, g->B, g->ldb, g->tb, pc, n0 + jc, kc, nc, nr, kr->pack_bt);
             for (int64_t ic = 0; ic < m; ic += g->mc) {
                 int64_t mc = imin(g->mc, m - ic);
                 pack_a(Ap, g->A, g->lda, g->ta, m0 + ic, pc, mc, kc, mr);

@@ -33,6 +33,12 @@ typedef void (*fnn__sgemm_ukr_fn)(int64_t k, float alpha,
                                   float beta, float *c, int64_t ldc,
                                   int64_t m, int64_t n);
 
+/* Optional packing helper: one NR-wide micro-panel of B^T.
+   dst (kc, NR) <- dst[p*NR + j] = b[j*ldb + p] for j < n, 0 for n <= j < NR.
+   b is (n, kc) with row stride ldb (the caller's B, transposed). */
+typedef void (*fnn__sgemm_pack_bt_fn)(float *dst, const float *b, int64_t ldb,
+                                      int64_t kc, int64_t n);
+
 typedef struct fnn__sgemm_kernel {
     const char *name;       /* e.g. "avx512_8x32" */
     int mr, nr;             /* register tile */
@@ -40,6 +46,7 @@ typedef struct fnn__sgemm_kernel {
     int direct;             /* 1: ukr is safe on unpacked operands (see above) */
     int64_t direct_max_b;   /* bytes of B (k * n * 4) up to which the direct path runs */
     fnn__sgemm_ukr_fn ukr;
+    fnn__sgemm_pack_bt_fn pack_bt;  /* NULL: gemm.c's portable loop */
 } fnn__sgemm_kernel;
 
 /* The portable kernel (gemm_kernel_ref.c), always present. */

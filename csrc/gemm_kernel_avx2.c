@@ -115,6 +115,7 @@ const fnn__sgemm_kernel fnn__sgemm_kernel_avx2 = {
     256, 192, 4080,         /* kc, mc, nc */
     1, (int64_t)1 << 20,    /* direct path while B <= 1 MiB */
     fnn__sgemm_ukr_avx2_6x16,
+    NULL,
 };
 
 #endif /* FNN_GEMM_X86 */

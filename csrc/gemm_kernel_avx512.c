@@ -31,7 +31,7 @@
 
 /* One m x (16*NV) tile, m = MR_ (a compile-time constant after inlining).
    CONTIG: rsa == 1 (packed or transposed A), so row offsets are immediates. */
-T512_INLINE void tile_8x32(const int MR_, const int NV, const int CONTIG,
+T512_INLINE void tile_8x32(const int MR_, const int NV, const int CONTIG, const int PF,
                            int64_t k, float alpha,
                            const float *FNN_RESTRICT a, int64_t rsa, int64_t csa,
                            const float *FNN_RESTRICT b, int64_t rsb,
@@ -46,6 +46,10 @@ T512_INLINE void tile_8x32(const int MR_, const int NV, const int CONTIG,
     }
 #pragma GCC unroll 2
     for (int64_t p = 0; p < k; p++) {
+        if (PF) {
+            _mm_prefetch((const char *)(b + 8 * rsb), _MM_HINT_T0);
+            if (NV == 2) _mm_prefetch((const char *)(b + 8 * rsb + 16), _MM_HINT_T0);
+        }
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
         __m512 b1 = NV == 2 ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;
 #pragma GCC unroll 8
@@ -73,16 +77,16 @@ T512_INLINE void tile_8x32(const int MR_, const int NV, const int CONTIG,
 }
 
 #define TILE_ARGS k, alpha, a, rsa, csa, b, rsb, beta, c, ldc, m0, m1
-#define TILE_CASES(NV, CONTIG)                                        \
+#define TILE_CASES(NV, CONTIG, PF)                                    \
     switch (m) {                                                      \
-    case 1: tile_8x32(1, NV, CONTIG, TILE_ARGS); break;               \
-    case 2: tile_8x32(2, NV, CONTIG, TILE_ARGS); break;               \
-    case 3: tile_8x32(3, NV, CONTIG, TILE_ARGS); break;               \
-    case 4: tile_8x32(4, NV, CONTIG, TILE_ARGS); break;               \
-    case 5: tile_8x32(5, NV, CONTIG, TILE_ARGS); break;               \
-    case 6: tile_8x32(6, NV, CONTIG, TILE_ARGS); break;               \
-    case 7: tile_8x32(7, NV, CONTIG, TILE_ARGS); break;               \
-    default: tile_8x32(8, NV, CONTIG, TILE_ARGS); break;              \
+    case 1: tile_8x32(1, NV, CONTIG, PF, TILE_ARGS); break;               \
+    case 2: tile_8x32(2, NV, CONTIG, PF, TILE_ARGS); break;               \
+    case 3: tile_8x32(3, NV, CONTIG, PF, TILE_ARGS); break;               \
+    case 4: tile_8x32(4, NV, CONTIG, PF, TILE_ARGS); break;               \
+    case 5: tile_8x32(5, NV, CONTIG, PF, TILE_ARGS); break;               \
+    case 6: tile_8x32(6, NV, CONTIG, PF, TILE_ARGS); break;               \
+    case 7: tile_8x32(7, NV, CONTIG, PF, TILE_ARGS); break;               \
+    default: tile_8x32(8, NV, CONTIG, PF, TILE_ARGS); break;              \
     }
 
 T512 static void fnn__sgemm_ukr_avx512_8x32(int64_t k, float alpha,
@@ -93,10 +97,70 @@ T512 static void fnn__sgemm_ukr_avx512_8x32(int64_t k, float alpha,
     __mmask16 m0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     __mmask16 m1 = n >= 32 ? (__mmask16)0xFFFF
                  : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : (__mmask16)0;
+    /* packed B (rsb == 32) streams contiguously; unpacked B rows get a
+       software prefetch 8 k-steps ahead */
     if (n <= 16) {
-        if (rsa == 1) { TILE_CASES(1, 1) } else { TILE_CASES(1, 0) }
+        if (rsa == 1 && rsb == 32) { TILE_CASES(1, 1, 0) }
+        else if (rsa == 1) { TILE_CASES(1, 1, 1) }
+        else { TILE_CASES(1, 0, 1) }
     } else {
-        if (rsa == 1) { TILE_CASES(2, 1) } else { TILE_CASES(2, 0) }
+        if (rsa == 1 && rsb == 32) { TILE_CASES(2, 1, 0) }
+        else if (rsa == 1) { TILE_CASES(2, 1, 1) }
+        else { TILE_CASES(2, 0, 1) }
+    }
+}
+
+/* Transpose a 16 x 16 block in registers: r[j][c] -> out[c][j]
+   (unpack ps, unpack pd, then two rounds of 128-bit lane shuffles). */
+T512_INLINE void transpose_16x16(__m512 r[16]) {
+    __m512 t[16], u[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {   /* rows 4g..4g+3 */
+        __m512d a0 = _mm512_castps_pd(t[4 * g]), a1 = _mm512_castps_pd(t[4 * g + 1]);
+        __m512d a2 = _mm512_castps_pd(t[4 * g + 2]), a3 = _mm512_castps_pd(t[4 * g + 3]);
+        u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    /* u[4g + q], lane L: rows 4g..4g+3 of column 4L + q */
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        __m512 x = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
+        __m512 y = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+        __m512 x2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+        __m512 y2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+        r[q] = _mm512_shuffle_f32x4(x, x2, 0x88);
+        r[4 + q] = _mm512_shuffle_f32x4(y, y2, 0x88);
+        r[8 + q] = _mm512_shuffle_f32x4(x, x2, 0xDD);
+        r[12 + q] = _mm512_shuffle_f32x4(y, y2, 0xDD);
+    }
+}
+
+/* dst (kc, 32) <- B^T panel: dst[p*32 + j] = b[j*ldb + p] (j < n), zero
+   for n <= j < 32. 16 x 16 blocks transposed in registers; k tails use
+   masked loads, missing rows are zero vectors (never loaded). */
+T512 static void fnn__sgemm_pack_bt_avx512_32(float *dst, const float *b, int64_t ldb,
+                                              int64_t kc, int64_t n) {
+    for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+        int64_t kr = kc - p0 < 16 ? kc - p0 : 16;
+        __mmask16 km = kr == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kr) - 1u);
+        for (int h = 0; h < 2; h++) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++) {
+                int64_t jj = h * 16 + j;
+                r[j] = jj < n ? _mm512_maskz_loadu_ps(km, b + jj * ldb + p0)
+                              : _mm512_setzero_ps();
+            }
+            transpose_16x16(r);
+            float *d = dst + p0 * 32 + h * 16;
+            for (int64_t c = 0; c < kr; c++) _mm512_storeu_ps(d + c * 32, r[c]);
+        }
     }
 }
 
@@ -105,6 +169,7 @@ const fnn__sgemm_kernel fnn__sgemm_kernel_avx512 = {
     256, 192, 4096,         /* kc, mc, nc */
     1, (int64_t)1 << 20,    /* direct path while B <= 1 MiB */
     fnn__sgemm_ukr_avx512_8x32,
+    fnn__sgemm_pack_bt_avx512_32,
 };
 
 #endif /* FNN_GEMM_X86 */

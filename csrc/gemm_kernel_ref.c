@@ -48,4 +48,5 @@ const fnn__sgemm_kernel fnn__sgemm_kernel_generic = {
     256, 128, 4096,         /* kc, mc, nc */
     0, 0,                   /* packed only */
     fnn__sgemm_ukr_generic_4x16,
+    NULL,
 };

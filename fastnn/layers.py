@@ -79,6 +79,10 @@ class Module:
         """Feature count this layer outputs for `in_features` inputs (None: unknown)."""
         return in_features
 
+    def plan_spec(self, width):
+        """This layer as one op of the C plan (see ``fastnn._core.Plan``), or None."""
+        return None
+
     def train(self, mode=True):
         self.training = bool(mode)
         return self
@@ -175,6 +179,11 @@ class Linear(Module):
                                     dy, self._x, self.weight.data)
         return dx
 
+    def plan_spec(self, width):
+        return {"op": "dense", "in": self.in_features, "out": self.out_features,
+                "w_off": self.weight.offset,
+                "b_off": None if self.bias is None else self.bias.offset}
+
     def __repr__(self):
         extra = "" if self.bias_enabled else ", bias=False"
         extra += "" if self.init == "auto" else f", init={self.init!r}"
@@ -203,6 +212,10 @@ class _Activation(Module):
         dx = self._buffer("dx", dy.shape)
         getattr(self.backend, self.kernel + "_backward")(dx, dy, self._x, self._y, *self._args())
         return dx
+
+    def plan_spec(self, width):
+        args = self._args()
+        return {"op": self.kernel, "in": width, "out": width, "param": args[0] if args else 0.0}
 
 
 class ReLU(_Activation):
@@ -276,6 +289,9 @@ class Dropout(Module):
     def config(self):
         return {"p": self.p}
 
+    def plan_spec(self, width):
+        return {"op": "dropout", "in": width, "out": width, "param": self.p}
+
     def forward(self, x):
         self._active = self.training and self.p > 0
         if not self._active:
@@ -324,6 +340,10 @@ class Sequential(Module):
             None draws one at random (kept in ``model.seed``).
         backend: "c" (default), "numpy" or a backend module.
 
+    With the C backend and built-in layers, ``train_step``/``fit`` run each
+    step as one C call and ``predict`` each batch as one C call; set
+    ``model.fused = False`` to run layer by layer instead (same results).
+
     Example::
 
         model = Sequential(Linear(64, 128), ReLU(), Linear(128, 10), seed=0)
@@ -353,6 +373,9 @@ class Sequential(Module):
         for i, layer in enumerate(self.layers):
             layer._owner, layer._index, layer._backend = self, i, self._backend
         self.loss = None
+        self.fused = True      # use the one-call C step/forward when possible
+        self._plan = False     # not built yet (None: the model cannot run as a C plan)
+        self._work = {}        # batch size -> plan workspace
 
     def _check_chain(self):
         """Check consecutive feature counts; return the model's input feature count."""
@@ -428,22 +451,78 @@ class Sequential(Module):
     def train_step(self, x, y, loss_fn, optimizer):
         """One step: forward, loss, zero_grad, backward, optimizer.step(); returns the loss."""
         x = check_X(x, finite=False)
+        training.check_features(self, x)
         training.check_optimizer(self, optimizer)
         return self._train_step(x, loss_fn.prepare_target(y), loss_fn, optimizer)[0]
 
     def _train_step(self, x, y, loss_fn, optimizer):
         """The unchecked step used by fit; returns (loss, outputs).
 
-        This is where the fused C step (issue 4) plugs in: when every layer,
-        the loss and the optimizer are built-ins, one kernel call over
-        flat_params/flat_grads/optimizer state replaces these five lines.
+        With the C backend, built-in layers, loss and optimizer (and flat
+        optimizer state), the whole step -- forward, loss, backward, update --
+        is ONE C call with the GIL released and no allocation
+        (``_core.Plan.train_step``). Otherwise it runs layer by layer. Both
+        paths call the same kernels in the same order: same bits.
         """
-        out = self._forward(x)
-        loss = loss_fn.forward(out, y, self._backend)
-        self.zero_grad()
-        self.backward(loss_fn.backward())
-        optimizer.step()
-        return loss, out
+        plan = self._get_plan() if self.training and self.fused else None
+        lspec = loss_fn._plan_spec() if plan is not None else None
+        ospec = optimizer._plan_spec() if lspec is not None else None
+        if ospec is None:
+            out = self._forward(x)
+            loss = loss_fn.forward(out, y, self._backend)
+            self.zero_grad()
+            self.backward(loss_fn.backward())
+            optimizer.step()
+            return loss, out
+        n, width = len(x), self.out_features_
+        if lspec[0] != "cross_entropy":
+            y = loss_fn.prepare_target(y, (n, width))
+        work = self._workspace(plan, n)
+        loss = plan.train_step(self.flat_params, self.flat_grads, x, y, lspec, ospec,
+                               optimizer.step_count + 1, self.seed, self._counter + 1, work)
+        self._counter += 1
+        optimizer.step_count += 1
+        # the last layer's output is the last activation kept in the workspace
+        end = n * self._plan_widths
+        return loss, work[end - n * width:end].reshape(n, width)
+
+    # ---------------------------------------------------------- the C plan
+    def _get_plan(self):
+        """The model as a ``_core.Plan`` (built once), or None when it cannot be
+        one: another backend, an input width not known, or a layer type the C
+        plan does not know (e.g. a user subclass)."""
+        if self._plan is False:
+            self._plan = None
+            specs, width = [], self.in_features
+            if getattr(self._backend, "Plan", None) is None or width is None:
+                return None
+            for layer in self.layers:
+                spec = layer.plan_spec(width) if type(layer).__module__ == __name__ else None
+                if spec is None:
+                    return None
+                specs.append(spec)
+                width = spec["out"]
+            self._plan_widths = sum(spec["out"] for spec in specs)
+            self._plan = self._backend.Plan(specs)
+        return self._plan
+
+    def _workspace(self, plan, n):
+        """The plan's workspace for a batch of n rows, allocated once per batch size."""
+        work = self._work.get(n)
+        if work is None:
+            if len(self._work) >= 4:   # e.g. predict on many odd sizes
+                self._work.clear()
+            work = self._work[n] = np.empty(plan.workspace_size(n), np.float32)
+        return work
+
+    def _infer(self, x, out):
+        """out (n, OUT) = forward pass of x in evaluation mode (no dropout):
+        one C call when the model is a plan, else layer by layer."""
+        plan = self._get_plan() if self.fused else None
+        if plan is not None:
+            plan.forward(out, self.flat_params, x, self._workspace(plan, len(x)))
+        else:
+            out[...] = self._forward(x)
 
     # ------------------------------------------------------ training & co.
     fit = training.fit

@@ -71,12 +71,22 @@ class _Loss:
         """Number of correct predictions (classification losses only)."""
         raise NotImplementedError
 
+    def _plan_spec(self):
+        """(kernel name, delta, weight, ignore_index) for the fused C step, or
+        None for a loss the C plan does not know (a user subclass)."""
+        if type(self).__module__ != __name__:
+            return None
+        return (self._plan_name, getattr(self, "delta", 0.0),
+                getattr(self, "weight", getattr(self, "pos_weight", None)),
+                getattr(self, "ignore_index", -100))
+
     def __repr__(self):
         return f"{type(self).__name__}()"
 
 
 class MSELoss(_Loss):
     """Mean squared error: L = mean((pred - target)²); dL/dpred = 2 (pred - target) / (N·D)."""
+    _plan_name = "mse"
 
     def _kernel(self, be, dpred, pred, target):
         return be.mse_loss(dpred, pred, target)
@@ -85,6 +95,7 @@ class MSELoss(_Loss):
 class L1Loss(_Loss):
     """Mean absolute error: L = mean(|pred - target|); dL/dpred = sign(pred - target) / (N·D)
     (0 where pred == target)."""
+    _plan_name = "mae"
 
     def _kernel(self, be, dpred, pred, target):
         return be.mae_loss(dpred, pred, target)
@@ -96,6 +107,7 @@ MAELoss = L1Loss
 class HuberLoss(_Loss):
     """Huber loss, r = pred - target:  ½ r² if |r| ≤ delta else delta (|r| - ½ delta),
     averaged; dL/dpred = clip(r, -delta, delta) / (N·D). delta > 0."""
+    _plan_name = "huber"
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction)
@@ -115,6 +127,7 @@ class BCEWithLogitsLoss(_Loss):
     l = -(pw · t · log σ(z) + (1 - t) · log(1 - σ(z))), computed stably as
     (1 - t) z + (1 + (pw - 1) t) softplus(-z). pos_weight (D,) weighs the
     positive term (default 1). Predicted class: z > 0."""
+    _plan_name = "bce_with_logits"
     classification = True
 
     def __init__(self, pos_weight=None, reduction="mean"):
@@ -136,6 +149,7 @@ class CrossEntropyLoss(_Loss):
     y_i != ignore_index (PyTorch's weighted mean). dL/dz_ij = w[y_i] (softmax(z_i)_j -
     [j = y_i]) / Σ w. weight (C,): per-class weights, e.g. to make a missed
     diagnosis cost more. Predicted class: argmax_j z_ij."""
+    _plan_name = "cross_entropy"
     classification = True
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):

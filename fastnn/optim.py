@@ -91,6 +91,20 @@ class Optimizer:
         for (data, grad), state in zip(self._targets, self.state):
             self._update(self.backend, data, grad, state, self.step_count, hp)
 
+    def _plan_spec(self):
+        """The fused C step's optimizer tuple (see ``fastnn._core.Plan.train_step``),
+        or None when the state is not flat or the class is not a built-in."""
+        if not self.flat or type(self).__module__ != __name__:
+            return None
+        hp = self.param_groups[0]
+        _check("learning rate", hp["lr"])
+        st = self.state[0]
+        b1, b2 = hp.get("betas", (0.0, 0.0))
+        name, flag, s0, s1 = self._plan_kernel(st, hp)
+        return (name, flag, hp["lr"], hp["weight_decay"], hp.get("eps", 0.0),
+                hp.get("momentum", 0.0), hp.get("dampening", 0.0), b1, b2,
+                hp.get("alpha", 0.0), hp.get("lr_decay", 0.0), s0, s1)
+
     def state_dict(self):
         """Step count, hyperparameters and copies of the state buffers."""
         hp = {k: v for k, v in self.param_groups[0].items() if k != "params"}
@@ -134,6 +148,9 @@ class SGD(Optimizer):
         self._state_names = ("momentum_buffer",) if momentum != 0 else ()
         super().__init__(params, hp, backend)
 
+    def _plan_kernel(self, s, hp):
+        return "sgd", hp["nesterov"], s.get("momentum_buffer"), None
+
     def _update(self, be, p, g, s, t, hp):
         be.sgd_update(p, s.get("momentum_buffer"), g, t, hp["lr"], hp["momentum"],
                       hp["dampening"], hp["weight_decay"], hp["nesterov"])
@@ -157,6 +174,9 @@ class Adam(Optimizer):
                   eps=_check("epsilon value", eps, low_open=True),
                   weight_decay=_check("weight_decay value", weight_decay))
         super().__init__(params, hp, backend)
+
+    def _plan_kernel(self, s, hp):
+        return "adam", self._decoupled, s["exp_avg"], s["exp_avg_sq"]
 
     def _update(self, be, p, g, s, t, hp):
         be.adam_update(p, s["exp_avg"], s["exp_avg_sq"], g, t, hp["lr"], hp["betas"][0],
@@ -188,6 +208,9 @@ class RMSprop(Optimizer):
         self._state_names = ("square_avg", "momentum_buffer") if momentum > 0 else ("square_avg",)
         super().__init__(params, hp, backend)
 
+    def _plan_kernel(self, s, hp):
+        return "rmsprop", False, s["square_avg"], s.get("momentum_buffer")
+
     def _update(self, be, p, g, s, t, hp):
         be.rmsprop_update(p, s["square_avg"], s.get("momentum_buffer"), g, t, hp["lr"],
                           hp["alpha"], hp["eps"], hp["weight_decay"], hp["momentum"])
@@ -211,6 +234,9 @@ class Adagrad(Optimizer):
 
     def _init_state(self, name, data):
         return np.full_like(data, self._init_value)
+
+    def _plan_kernel(self, s, hp):
+        return "adagrad", False, s["sum"], None
 
     def _update(self, be, p, g, s, t, hp):
         be.adagrad_update(p, s["sum"], g, t, hp["lr"], hp["lr_decay"], hp["eps"],

@@ -31,11 +31,16 @@ def check_optimizer(model, optimizer):
                          "create it with model.parameters()")
 
 
-def _check_xy(model, X, y, loss, name="X"):
-    X = check_X(X, name)
+def check_features(model, X):
+    """ValueError unless X (N, F) has the feature count the first Linear expects."""
     if model.in_features is not None and X.shape[1] != model.in_features:
         first = next(layer for layer in model.layers if hasattr(layer, "in_features"))
         raise ValueError(f"{first!r} expects {model.in_features} features, got {X.shape[1]}")
+
+
+def _check_xy(model, X, y, loss, name="X"):
+    X = check_X(X, name)
+    check_features(model, X)
     y = check_y(y, "y" if name == "X" else name.replace("X", "y"))
     check_consistent_length(X, y)
     width = model.out_features_
@@ -141,15 +146,13 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
 
 
 def _predict(model, X, batch_size):
-    out = np.empty((len(X), model.out_features_ or 0), np.float32)
     was_training = model.training
     model.eval()
     try:
+        # a model without Linear layers keeps its input width
+        out = np.empty((len(X), model.out_features_ or X.shape[1]), np.float32)
         for start in range(0, len(X), batch_size):
-            res = model._forward(X[start:start + batch_size])
-            if out.shape[1] != res.shape[1]:
-                out = np.empty((len(X), res.shape[1]), np.float32)
-            out[start:start + len(res)] = res
+            model._infer(X[start:start + batch_size], out[start:start + batch_size])
     finally:
         model.train(was_training)
     return out
@@ -179,9 +182,7 @@ def predict(model, X, batch_size=1024):
     Returns a new (N, OUT) float32 array owned by the caller.
     """
     X = check_X(X)
-    if model.in_features is not None and X.shape[1] != model.in_features:
-        first = next(layer for layer in model.layers if hasattr(layer, "in_features"))
-        raise ValueError(f"{first!r} expects {model.in_features} features, got {X.shape[1]}")
+    check_features(model, X)
     return _predict(model, X, check_int(batch_size, "batch_size", 1))
 
 

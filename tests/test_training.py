@@ -193,10 +193,13 @@ def test_optimizer_flat_path_is_one_call_and_matches_per_parameter(monkeypatch):
     monkeypatch.setattr(core, "adam_update",
                         lambda *a, _f=core.adam_update: calls.append(1) or _f(*a))
     loss = fnn.CrossEntropyLoss()
-    flat_model.train_step(X, y, loss, flat)
-    assert len(calls) == 1
-    split_model.train_step(X, y, loss, split)
+    for model, opt in ((flat_model, flat), (split_model, split)):   # the explicit loop
+        loss(model(X), y)
+        model.zero_grad()
+        model.backward(loss.backward())
+        opt.step()
     assert len(calls) == 1 + 4
+    # from here on flat_model takes the fused C step, split_model the layer-by-layer one
     for _ in range(5):
         flat_model.train_step(X, y, loss, flat)
         split_model.train_step(X, y, loss, split)
