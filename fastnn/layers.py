@@ -262,15 +262,6 @@ class Softmax(_Activation):
     kernel = "softmax"
 
 
-def _dropout_kernels(backend):
-    """The backend's dropout kernels (the reference's module where the backend
-    does not export them yet)."""
-    if hasattr(backend, "dropout_forward"):
-        return backend
-    from .reference import dropout
-    return dropout
-
-
 class Dropout(Module):
     """Inverted dropout: in training y = x · m / (1 - p), m_i ~ Bernoulli(1 - p).
 
@@ -301,17 +292,16 @@ class Dropout(Module):
         else:
             self._calls += 1
             key_args = (0, 0, self._calls)
-        kernels = _dropout_kernels(self.backend)
-        self._key = kernels.dropout_key(*key_args)
+        self._key = self.backend.dropout_key(*key_args)
         y = self._buffer("y", x.shape)
-        kernels.dropout_forward(y, x, self.p, self._key)
+        self.backend.dropout_forward(y, x, self.p, self._key)
         return y
 
     def backward(self, dy, need_dx=True):
         if not self._active:
             return dy
         dx = self._buffer("dx", dy.shape)
-        _dropout_kernels(self.backend).dropout_backward(dx, dy, self.p, self._key)
+        self.backend.dropout_backward(dx, dy, self.p, self._key)
         return dx
 
 
