@@ -173,6 +173,7 @@ typedef struct gemm_args {
     const float *B; int64_t ldb;   /* B is (K, N) if !tb else (N, K) */
     float *C; int64_t ldc;         /* C is (M, N) */
     int direct;
+    int a_in_place;                /* packed path: B packed, A read where it lies */
     int64_t mc, kc, nc;            /* effective cache blocks */
     int64_t buf_a, buf_b;          /* floats per thread in each buffer */
 } gemm_args;
@@ -205,12 +206,22 @@ static void block_packed(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, 
             pack_b(Bp, g->B, g->ldb, g->tb, pc, n0 + jc, kc, nc, nr, kr->pack_bt);
             for (int64_t ic = 0; ic < m; ic += g->mc) {
                 int64_t mc = imin(g->mc, m - ic);
-                pack_a(Ap, g->A, g->lda, g->ta, m0 + ic, pc, mc, kc, mr);
+                /* A~: packed micro-panels, or A in place when it is small */
+                const float *ap = Ap;
+                int64_t rsa = 1, csa = mr, step = kc;
+                if (g->a_in_place) {
+                    rsa = g->ta ? 1 : g->lda;
+                    csa = g->ta ? g->lda : 1;
+                    ap = g->A + (m0 + ic) * rsa + pc * csa;
+                    step = rsa;
+                } else {
+                    pack_a(Ap, g->A, g->lda, g->ta, m0 + ic, pc, mc, kc, mr);
+                }
                 float *c = g->C + (m0 + ic) * g->ldc + n0 + jc;
                 for (int64_t jr = 0; jr < nc; jr += nr) {
                     int64_t nn = imin(nr, nc - jr);
                     for (int64_t ir = 0; ir < mc; ir += mr) {
-                        kr->ukr(kc, g->alpha, Ap + ir * kc, 1, mr, Bp + jr * kc, nr,
+                        kr->ukr(kc, g->alpha, ap + ir * step, rsa, csa, Bp + jr * kc, nr,
                                 beta, c + ir * g->ldc + jr, g->ldc, imin(mr, mc - ir), nn);
                     }
                 }
@@ -278,6 +289,11 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     g.ta = ta; g.tb = tb; g.K = K; g.alpha = alpha; g.beta = beta;
     g.A = A; g.lda = lda; g.B = B; g.ldb = ldb; g.C = C; g.ldc = ldc;
     g.direct = use_direct(g.kr, ta, tb, M, N, K, lda, ldb, ldc);
+    /* A small enough to stay in L2 and a direct-capable kernel: only B is
+       packed (the NT shapes of backward, dY.W^T). */
+    g.a_in_place = g.kr->direct && !g.direct && (ta ? M <= 256 : 1) &&
+                   (double)M * (double)K * 4.0 <= (double)g.kr->direct_max_b / 2 &&
+                   (lda % 512 != 0 || (ta ? K : M) <= 1);
     const int64_t MR = g.kr->mr, NR = g.kr->nr;
 
     double flops = 2.0 * (double)mnk;
