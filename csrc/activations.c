@@ -9,10 +9,14 @@
  * IEEE semantics (no -ffast-math): NaN in x propagates to y, as numpy's
  * np.maximum does for ReLU. Backward of ReLU/LeakyReLU selects (like
  * PyTorch's threshold_backward): dx = x > 0 ? dy : slope * dy.
- * Threads: one `parallel for` over elements (or softmax rows), sized by
- * fnn__threads_for so small arrays stay on one thread. Every element is
- * computed the same way on any thread, so results are bitwise identical for
- * every thread count.
+ * Threads: each thread takes a contiguous chunk of the elements (or softmax
+ * rows), sized by fnn__threads_for so small arrays stay on one thread. Every
+ * element is computed the same way on any thread, so results are bitwise
+ * identical for every thread count.
+ * SIMD: the loops without a libm call are FNN_SIMD_CLONES range functions
+ * (AVX-512 / AVX2 / baseline copies chosen at load time); the expf/tanhf
+ * loops stay scalar calls (no vector libm without -ffast-math), as do the
+ * double-precision row sums of softmax (vectorising would reorder them).
  */
 #include <math.h>
 #include "fnn_internal.h"
@@ -33,13 +37,25 @@ static inline float sigmoidf_stable(float z) {
 }
 
 /* ------------------------------------------------------------------ ReLU */
+/* y, x over [lo, hi); y may alias x */
+static FNN_SIMD_CLONES void relu_fwd_range(float *y, const float *x, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];   /* NaN stays NaN */
+}
+
+/* dx, dy, x over [lo, hi); dx may alias dy */
+static FNN_SIMD_CLONES void relu_bwd_range(float *dx, const float *dy, const float *x,
+                                           int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+        float g = dy[i];                 /* loads outside the select: vectorises */
+        dx[i] = x[i] > 0.0f ? g : 0.0f;
+    }
+}
+
 /* y, x (n) */
 fnn_status fnn_relu_forward(float *y, const float *x, int64_t n) {
     CHECK_N(n, y && x);
     int nt = fnn__threads_for(COST_CHEAP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];   /* NaN stays NaN */
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, relu_fwd_range(y, x, lo, hi));
     return FNN_OK;
 }
 
@@ -49,26 +65,33 @@ fnn_status fnn_relu_backward(float *dx, const float *dy, const float *x,
     (void)y;
     CHECK_N(n, dx && dy && x);
     int nt = fnn__threads_for(COST_CHEAP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) {
-        float g = dy[i];                 /* loads outside the select: vectorises */
-        dx[i] = x[i] > 0.0f ? g : 0.0f;
-    }
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, relu_bwd_range(dx, dy, x, lo, hi));
     return FNN_OK;
 }
 
 /* ------------------------------------------------------------- LeakyReLU */
-fnn_status fnn_leaky_relu_forward(float *y, const float *x, int64_t n, float slope) {
-    CHECK_N(n, y && x);
-    int nt = fnn__threads_for(COST_CHEAP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) {
+static FNN_SIMD_CLONES void leaky_fwd_range(float *y, const float *x, float slope,
+                                            int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
         float v = x[i];
         float pos = v > 0.0f ? v : 0.0f, neg = v > 0.0f ? 0.0f : v;
         y[i] = pos + slope * neg;   /* both selects, no branch: vectorises */
     }
+}
+
+static FNN_SIMD_CLONES void leaky_bwd_range(float *dx, const float *dy, const float *x,
+                                            float slope, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+        float g = dy[i];
+        float pos = x[i] > 0.0f ? g : 0.0f, neg = x[i] > 0.0f ? 0.0f : g;
+        dx[i] = pos + slope * neg;
+    }
+}
+
+fnn_status fnn_leaky_relu_forward(float *y, const float *x, int64_t n, float slope) {
+    CHECK_N(n, y && x);
+    int nt = fnn__threads_for(COST_CHEAP * (double)n);
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, leaky_fwd_range(y, x, slope, lo, hi));
     return FNN_OK;
 }
 
@@ -77,13 +100,7 @@ fnn_status fnn_leaky_relu_backward(float *dx, const float *dy, const float *x,
     (void)y;
     CHECK_N(n, dx && dy && x);
     int nt = fnn__threads_for(COST_CHEAP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) {
-        float g = dy[i];
-        float pos = x[i] > 0.0f ? g : 0.0f, neg = x[i] > 0.0f ? 0.0f : g;
-        dx[i] = pos + slope * neg;
-    }
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, leaky_bwd_range(dx, dy, x, slope, lo, hi));
     return FNN_OK;
 }
 
@@ -97,15 +114,18 @@ fnn_status fnn_sigmoid_forward(float *y, const float *x, int64_t n) {
     return FNN_OK;
 }
 
+static FNN_SIMD_CLONES void sigmoid_bwd_range(float *dx, const float *dy, const float *y,
+                                              int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
 /* dx = dy * y * (1 - y); x unused */
 fnn_status fnn_sigmoid_backward(float *dx, const float *dy, const float *x,
                                 const float *y, int64_t n) {
     (void)x;
     CHECK_N(n, dx && dy && y);
     int nt = fnn__threads_for(COST_CHEAP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, sigmoid_bwd_range(dx, dy, y, lo, hi));
     return FNN_OK;
 }
 
@@ -119,15 +139,18 @@ fnn_status fnn_tanh_forward(float *y, const float *x, int64_t n) {
     return FNN_OK;
 }
 
+static FNN_SIMD_CLONES void tanh_bwd_range(float *dx, const float *dy, const float *y,
+                                           int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
 /* dx = dy * (1 - y^2); x unused */
 fnn_status fnn_tanh_backward(float *dx, const float *dy, const float *x,
                              const float *y, int64_t n) {
     (void)x;
     CHECK_N(n, dx && dy && y);
     int nt = fnn__threads_for(COST_CHEAP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, tanh_bwd_range(dx, dy, y, lo, hi));
     return FNN_OK;
 }
 
@@ -174,6 +197,39 @@ fnn_status fnn_gelu_backward(float *dx, const float *dy, const float *x,
 }
 
 /* --------------------------------------------------------------- Softmax */
+/* Max of xi (C >= 1) as `m = xi[j] > m ? xi[j] : m` in order, which skips a
+   NaN unless xi[0] is NaN. Rows holding a NaN come out all-NaN whatever m is,
+   and for the others the max of floats does not depend on the order (a tie
+   of -0 and +0 gives the same exp(x - m)), so the lanes below, each a
+   `>`-select (one maxps), give the same y as the sequential loop. */
+#define SOFTMAX_LANES 16
+static inline float row_max(const float *xi, int64_t C) {
+    float m = xi[0];
+    int64_t j = 1;
+    if (C >= 1 + SOFTMAX_LANES) {
+        float lane[SOFTMAX_LANES];
+        for (int k = 0; k < SOFTMAX_LANES; k++) lane[k] = xi[1 + k];
+        for (j = 1 + SOFTMAX_LANES; j + SOFTMAX_LANES <= C; j += SOFTMAX_LANES)
+            for (int k = 0; k < SOFTMAX_LANES; k++)
+                lane[k] = xi[j + k] > lane[k] ? xi[j + k] : lane[k];
+        for (int k = 0; k < SOFTMAX_LANES; k++) m = lane[k] > m ? lane[k] : m;
+    }
+    for (; j < C; j++) m = xi[j] > m ? xi[j] : m;
+    return m;
+}
+
+/* One row: yi, xi (C). */
+static FNN_SIMD_CLONES void softmax_fwd_row(float *yi, const float *xi, int64_t C) {
+    float m = row_max(xi, C);
+    double sum = 0.0;
+    for (int64_t j = 0; j < C; j++) {
+        yi[j] = expf(xi[j] - m);
+        sum += yi[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int64_t j = 0; j < C; j++) yi[j] *= inv;
+}
+
 /* y, x (N, C): y[i, :] = exp(x[i, :] - max_i) / sum; the sum in double.
    A NaN anywhere in a row makes the whole row NaN. */
 fnn_status fnn_softmax_forward(float *y, const float *x, int64_t N, int64_t C) {
@@ -183,20 +239,17 @@ fnn_status fnn_softmax_forward(float *y, const float *x, int64_t N, int64_t C) {
     int nt = fnn__threads_for(COST_EXP * (double)N * (double)C);
     int64_t i;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < N; i++) {
-        const float *xi = x + i * C;
-        float *yi = y + i * C;
-        float m = xi[0];
-        for (int64_t j = 1; j < C; j++) m = xi[j] > m ? xi[j] : m;
-        double sum = 0.0;
-        for (int64_t j = 0; j < C; j++) {
-            yi[j] = expf(xi[j] - m);
-            sum += yi[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < C; j++) yi[j] *= inv;
-    }
+    for (i = 0; i < N; i++) softmax_fwd_row(y + i * C, x + i * C, C);
     return FNN_OK;
+}
+
+/* One row: dxi, dyi, yi (C); dxi may alias dyi (the dot is taken first). */
+static FNN_SIMD_CLONES void softmax_bwd_row(float *dxi, const float *dyi, const float *yi,
+                                            int64_t C) {
+    double dot = 0.0;
+    for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * yi[j];
+    float fdot = (float)dot;
+    for (int64_t j = 0; j < C; j++) dxi[j] = yi[j] * (dyi[j] - fdot);
 }
 
 /* dx, dy, y (N, C): dx[i, j] = y[i, j] (dy[i, j] - sum_k dy[i, k] y[i, k]).
@@ -211,13 +264,6 @@ fnn_status fnn_softmax_backward(float *dx, const float *dy, const float *x,
     int nt = fnn__threads_for(4.0 * (double)N * (double)C);
     int64_t i;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < N; i++) {
-        const float *dyi = dy + i * C, *yi = y + i * C;
-        float *dxi = dx + i * C;
-        double dot = 0.0;
-        for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * yi[j];
-        float fdot = (float)dot;
-        for (int64_t j = 0; j < C; j++) dxi[j] = yi[j] * (dyi[j] - fdot);
-    }
+    for (i = 0; i < N; i++) softmax_bwd_row(dx + i * C, dy + i * C, y + i * C, C);
     return FNN_OK;
 }

@@ -49,4 +49,85 @@ static inline fnn_status fnn__check_2d(int64_t rows, int64_t cols) {
     return fnn__mul_overflow(rows, cols, &p) ? FNN_ERR_SIZE : FNN_OK;
 }
 
+/* ------------------------------------------------ SIMD clones and ranges */
+/* The build has no -march flag (a wheel runs on any x86-64), so plain loops
+   compile to SSE2. FNN_SIMD_CLONES on a `static` function over a range
+   [lo, hi) makes GCC emit AVX-512 (x86-64-v4), AVX2 (x86-64-v3) and baseline
+   copies of it, one chosen at load time by an ifunc resolver. Only on GCC
+   (>= 11, for the arch=x86-64-vN names), x86-64, ELF with glibc (ifunc);
+   empty elsewhere, and -DFNN_NO_SIMD_CLONES turns it off.
+   The attribute does nothing for the body of a `#pragma omp parallel for`
+   inside the function (GCC outlines it and compiles it for the default
+   target), so the pattern is: a FNN_SIMD_CLONES range function with the
+   plain loop, called by each thread on its chunk (FNN_PARALLEL_RANGES).
+   Rounding: every copy rounds like the scalar code because -std=c99 implies
+   -ffp-contract=off (no FMA contraction) and there is no -ffast-math;
+   vector add, mul, div, sqrt and max (x > m ? x : m) are exact IEEE. Keep
+   -ffp-contract=off in any build that defines FNN_SIMD_CLONES. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER) && \
+    __GNUC__ >= 11 && defined(__x86_64__) && defined(__ELF__) && \
+    defined(__linux__) && defined(__GLIBC__) && !defined(FNN_NO_SIMD_CLONES)
+#define FNN_SIMD_CLONES \
+    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FNN_SIMD_CLONES
+#endif
+
+/* Forces inlining, so that a body called with constant flags is specialised
+   into one branch-free loop per variant (see optim.c). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FNN_ALWAYS_INLINE inline
+#endif
+
+/* Elements per chunk boundary in fnn__thread_range: 16 floats = 64 bytes,
+   one cache line and one AVX-512 vector, so threads never share a line of
+   an aligned buffer and each chunk but the last is a whole number of vectors. */
+#define FNN_RANGE_ALIGN 16
+
+/* The calling thread's contiguous chunk [*lo, *hi) of [0, n): blocks of
+   FNN_RANGE_ALIGN elements dealt out evenly, in thread order. Depends only
+   on n, the team size and the thread number (deterministic). Outside a
+   parallel region, or without OpenMP, the whole range [0, n). */
+static inline void fnn__thread_range(int64_t n, int64_t *lo, int64_t *hi) {
+#ifdef _OPENMP
+    int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+#else
+    int64_t t = 0, T = 1;
+#endif
+    int64_t nb = (n + FNN_RANGE_ALIGN - 1) / FNN_RANGE_ALIGN;
+    int64_t q = nb / T, r = nb % T;
+    int64_t b0 = t * q + (t < r ? t : r), b1 = b0 + q + (t < r ? 1 : 0);
+    *lo = b0 * FNN_RANGE_ALIGN < n ? b0 * FNN_RANGE_ALIGN : n;
+    *hi = b1 * FNN_RANGE_ALIGN < n ? b1 * FNN_RANGE_ALIGN : n;
+}
+
+/* Runs the statement `call` (which uses the int64_t names lo, hi) once per
+   thread on that thread's chunk of [0, n): directly over [0, n) when
+   nt == 1 (no OpenMP fork), else inside one `omp parallel` of nt threads. */
+#ifdef _OPENMP
+#define FNN_PARALLEL_RANGES(nt, n, lo, hi, call) do {                       \
+        const int fnn__nt_ = (nt);                                          \
+        const int64_t fnn__n_ = (n);                                        \
+        if (fnn__nt_ <= 1) {                                                \
+            int64_t lo = 0, hi = fnn__n_;                                   \
+            call;                                                           \
+        } else {                                                            \
+            _Pragma("omp parallel num_threads(fnn__nt_)")                   \
+            {                                                               \
+                int64_t lo, hi;                                             \
+                fnn__thread_range(fnn__n_, &lo, &hi);                       \
+                if (lo < hi) { call; }                                      \
+            }                                                               \
+        }                                                                   \
+    } while (0)
+#else
+#define FNN_PARALLEL_RANGES(nt, n, lo, hi, call) do {                       \
+        (void)(nt);                                                         \
+        int64_t lo = 0, hi = (n);                                           \
+        call;                                                               \
+    } while (0)
+#endif
+
 #endif /* FNN_INTERNAL_H */

@@ -257,7 +257,7 @@ static void scale_c(float *C, int64_t ldc, int64_t M, int64_t N, float beta) {
 static int use_direct(const fnn__sgemm_kernel *kr, int ta, int tb, int64_t M, int64_t N,
                       int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
     if (!kr->direct || tb) return 0;
-    if (ta && M > 256) return 0;
+    if (ta && M > 1024) return 0;
     if ((double)K * (double)N * 4.0 > (double)kr->direct_max_b) return 0;
     if ((lda % 512 == 0 && M > 1) || (ldb % 512 == 0 && K > 1) || (ldc % 512 == 0 && M > 1))
         return 0;
@@ -291,7 +291,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     g.direct = use_direct(g.kr, ta, tb, M, N, K, lda, ldb, ldc);
     /* A small enough to stay in L2 and a direct-capable kernel: only B is
        packed (the NT shapes of backward, dY.W^T). */
-    g.a_in_place = g.kr->direct && !g.direct && (ta ? M <= 256 : 1) &&
+    g.a_in_place = g.kr->direct && !g.direct && (ta ? M <= 1024 : 1) &&
                    (double)M * (double)K * 4.0 <= (double)g.kr->direct_max_b / 2 &&
                    (lda % 512 != 0 || (ta ? K : M) <= 1);
     const int64_t MR = g.kr->mr, NR = g.kr->nr;

@@ -166,7 +166,7 @@ T512 static void fnn__sgemm_pack_bt_avx512_32(float *dst, const float *b, int64_
 
 const fnn__sgemm_kernel fnn__sgemm_kernel_avx512 = {
     "avx512_8x32", 8, 32,
-    256, 192, 4096,         /* kc, mc, nc */
+    512, 144, 4096,         /* kc, mc, nc */
     1, (int64_t)1 << 20,    /* direct path while B <= 1 MiB */
     fnn__sgemm_ukr_avx512_8x32,
     fnn__sgemm_pack_bt_avx512_32,
