@@ -234,7 +234,8 @@ def main(argv=None):
     reps = 3 if args.quick else 7
     impls = [i for i in IMPLS if i != "torch" or (have_torch() and not args.no_torch)]
     works = [w for w in list(GEMMS) + list(STEPS) + list(EPOCHS) if args.only in w]
-    print(f"fastnn {fastnn.__version__}, GEMM kernel: {fastnn.get_backend("c").sgemm_kernel_name()}, "
+    kernel = fastnn.get_backend("c").sgemm_kernel_name()
+    print(f"fastnn {fastnn.__version__}, GEMM kernel: {kernel}, "
           f"numpy {np.__version__}" + (", torch " + __import__("torch").__version__
                                         if "torch" in impls else ""))
     print(f"machine: {os.cpu_count()} logical CPUs; median of {reps} blocks; "

@@ -13,13 +13,16 @@
  * rows), sized by fnn__threads_for so small arrays stay on one thread. Every
  * element is computed the same way on any thread, so results are bitwise
  * identical for every thread count.
- * SIMD: the loops without a libm call are FNN_SIMD_CLONES range functions
- * (AVX-512 / AVX2 / baseline copies chosen at load time); the expf/tanhf
- * loops stay scalar calls (no vector libm without -ffast-math), as do the
- * double-precision row sums of softmax (vectorising would reorder them).
+ * SIMD: every loop is an FNN_SIMD_CLONES range function (AVX-512 / AVX2 /
+ * baseline copies chosen at load time). exp and tanh come from vmath.h
+ * (branch-free, <= 1.3 ulp, vectorised; libm's are opaque scalar calls, 8-10x
+ * slower), so results are the same on every CPU and libm version. The
+ * double-precision row sums of softmax stay sequential (vectorising would
+ * reorder them).
  */
 #include <math.h>
 #include "fnn_internal.h"
+#include "vmath.h"
 
 /* Rough cost in flops of one element, to size the thread team. */
 #define COST_CHEAP 1.0
@@ -32,7 +35,7 @@
 
 /* Overflow-free logistic: exp(-|z|) is in (0, 1]. */
 static inline float sigmoidf_stable(float z) {
-    float e = expf(-fabsf(z));
+    float e = fnn__expf(-fabsf(z));
     return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
 }
 
@@ -105,12 +108,14 @@ fnn_status fnn_leaky_relu_backward(float *dx, const float *dy, const float *x,
 }
 
 /* --------------------------------------------------------------- Sigmoid */
+static FNN_SIMD_CLONES void sigmoid_fwd_range(float *y, const float *x, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = sigmoidf_stable(x[i]);
+}
+
 fnn_status fnn_sigmoid_forward(float *y, const float *x, int64_t n) {
     CHECK_N(n, y && x);
     int nt = fnn__threads_for(COST_EXP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) y[i] = sigmoidf_stable(x[i]);
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, sigmoid_fwd_range(y, x, lo, hi));
     return FNN_OK;
 }
 
@@ -130,12 +135,14 @@ fnn_status fnn_sigmoid_backward(float *dx, const float *dy, const float *x,
 }
 
 /* ------------------------------------------------------------------ Tanh */
+static FNN_SIMD_CLONES void tanh_fwd_range(float *y, const float *x, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) y[i] = fnn__tanhf(x[i]);
+}
+
 fnn_status fnn_tanh_forward(float *y, const float *x, int64_t n) {
     CHECK_N(n, y && x);
     int nt = fnn__threads_for(COST_EXP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) y[i] = tanhf(x[i]);
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, tanh_fwd_range(y, x, lo, hi));
     return FNN_OK;
 }
 
@@ -163,17 +170,32 @@ fnn_status fnn_tanh_backward(float *dx, const float *dy, const float *x,
 #define GELU_K0 0.7978845608028654f
 #define GELU_K1 0.044715f
 
-fnn_status fnn_gelu_forward(float *y, const float *x, int64_t n) {
-    CHECK_N(n, y && x);
-    int nt = fnn__threads_for(COST_EXP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) {
+static FNN_SIMD_CLONES void gelu_fwd_range(float *y, const float *x, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
         float v = x[i];
         float u2 = 2.0f * GELU_K0 * (v + GELU_K1 * v * v * v);
         y[i] = v * sigmoidf_stable(u2);
     }
+}
+
+fnn_status fnn_gelu_forward(float *y, const float *x, int64_t n) {
+    CHECK_N(n, y && x);
+    int nt = fnn__threads_for(COST_EXP * (double)n);
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, gelu_fwd_range(y, x, lo, hi));
     return FNN_OK;
+}
+
+static FNN_SIMD_CLONES void gelu_bwd_range(float *dx, const float *dy, const float *x,
+                                           int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) {
+        float v = x[i];
+        float u2 = 2.0f * GELU_K0 * (v + GELU_K1 * v * v * v);
+        float e = fnn__expf(-fabsf(u2)), q = 1.0f / (1.0f + e);
+        float s = u2 >= 0.0f ? q : e * q;
+        float s1s = e * q * q;               /* s (1 - s), without cancellation */
+        float du2 = 2.0f * GELU_K0 * (1.0f + 3.0f * GELU_K1 * v * v);
+        dx[i] = dy[i] * (s + v * s1s * du2);
+    }
 }
 
 /* dx = dy * f'(x); y unused */
@@ -182,34 +204,30 @@ fnn_status fnn_gelu_backward(float *dx, const float *dy, const float *x,
     (void)y;
     CHECK_N(n, dx && dy && x);
     int nt = fnn__threads_for(COST_EXP * (double)n);
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < n; i++) {
-        float v = x[i];
-        float u2 = 2.0f * GELU_K0 * (v + GELU_K1 * v * v * v);
-        float e = expf(-fabsf(u2)), q = 1.0f / (1.0f + e);
-        float s = u2 >= 0.0f ? q : e * q;
-        float s1s = e * q * q;               /* s (1 - s), without cancellation */
-        float du2 = 2.0f * GELU_K0 * (1.0f + 3.0f * GELU_K1 * v * v);
-        dx[i] = dy[i] * (s + v * s1s * du2);
-    }
+    FNN_PARALLEL_RANGES(nt, n, lo, hi, gelu_bwd_range(dx, dy, x, lo, hi));
     return FNN_OK;
 }
 
 /* --------------------------------------------------------------- Softmax */
-/* Max of xi (C >= 1) as `m = xi[j] > m ? xi[j] : m` in order, which skips a
-   NaN unless xi[0] is NaN. Rows holding a NaN come out all-NaN whatever m is,
-   and for the others the max of floats does not depend on the order (a tie
-   of -0 and +0 gives the same exp(x - m)), so the lanes below, each a
-   `>`-select (one maxps), give the same y as the sequential loop. */
+/* Max of xi (C >= 1) as the loop `m = xi[j] > m ? xi[j] : m` from
+   m = xi[0] computes it, but in SOFTMAX_LANES independent lanes (each a
+   `>`-select, i.e. maxps). Every lane starts at xi[0], so, as in the
+   sequential loop, a NaN is never taken (x > m is false) unless xi[0] is
+   NaN, and then every lane stays NaN. Otherwise m is the largest non-NaN
+   value whatever the order, except that a tie of -0 and +0 may pick the
+   other zero, which changes no x - m (x +- 0 == x, and +-0 - +-0 == +-0
+   gives exp == 1). So every y is bitwise the one the sequential loop gives,
+   except that in an all-NaN row the sign of a NaN may differ: when two NaNs
+   meet in yi[j] * inv, which one comes out depends on the operand order the
+   compiler picks (IEEE 754 leaves it open). */
 #define SOFTMAX_LANES 16
 static inline float row_max(const float *xi, int64_t C) {
     float m = xi[0];
     int64_t j = 1;
-    if (C >= 1 + SOFTMAX_LANES) {
+    if (C > SOFTMAX_LANES) {
         float lane[SOFTMAX_LANES];
-        for (int k = 0; k < SOFTMAX_LANES; k++) lane[k] = xi[1 + k];
-        for (j = 1 + SOFTMAX_LANES; j + SOFTMAX_LANES <= C; j += SOFTMAX_LANES)
+        for (int k = 0; k < SOFTMAX_LANES; k++) lane[k] = m;
+        for (; j + SOFTMAX_LANES <= C; j += SOFTMAX_LANES)
             for (int k = 0; k < SOFTMAX_LANES; k++)
                 lane[k] = xi[j + k] > lane[k] ? xi[j + k] : lane[k];
         for (int k = 0; k < SOFTMAX_LANES; k++) m = lane[k] > m ? lane[k] : m;
@@ -221,11 +239,9 @@ static inline float row_max(const float *xi, int64_t C) {
 /* One row: yi, xi (C). */
 static FNN_SIMD_CLONES void softmax_fwd_row(float *yi, const float *xi, int64_t C) {
     float m = row_max(xi, C);
+    for (int64_t j = 0; j < C; j++) yi[j] = fnn__expf(xi[j] - m);
     double sum = 0.0;
-    for (int64_t j = 0; j < C; j++) {
-        yi[j] = expf(xi[j] - m);
-        sum += yi[j];
-    }
+    for (int64_t j = 0; j < C; j++) sum += yi[j];
     float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < C; j++) yi[j] *= inv;
 }

@@ -8,7 +8,8 @@
  *             dw += x^T . dy                          (TN, beta = 1: accumulated)
  *             db += column sums of dy                 (accumulated, see below)
  * Deterministic for every thread count: sgemm never splits K, and the column
- * sums of db are each computed by one thread in row order.
+ * sums of db are each computed by one thread in row order (the column block
+ * is a FNN_SIMD_CLONES function: vectorised across columns, never reordered).
  */
 #include <string.h>
 #include "fnn_internal.h"
@@ -38,24 +39,30 @@ fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
     return fnn_sgemm(0, 0, N, OUT, IN, 1.0f, x, IN, w, OUT, b ? 1.0f : 0.0f, y, OUT);
 }
 
+/* One block of db: db[j0 : j0 + nj] += sum over rows of dy[:, j0 : j0 + nj]
+   (nj <= DB_BLOCK), the rows summed in order into a fresh accumulator. */
+static FNN_SIMD_CLONES void column_sums_block(float *FNN_RESTRICT db,
+                                              const float *FNN_RESTRICT dy,
+                                              int64_t N, int64_t OUT, int64_t j0, int64_t nj) {
+    float acc[DB_BLOCK];
+    for (int64_t j = 0; j < nj; j++) acc[j] = 0.0f;
+    for (int64_t i = 0; i < N; i++) {
+        const float *row = dy + i * OUT + j0;
+        for (int64_t j = 0; j < nj; j++) acc[j] += row[j];
+    }
+    for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];
+}
+
 /* db (OUT) += sum over rows of dy (N, OUT). Each column block sums its rows
    into a fresh accumulator, then adds it once: db + (dy_0 + dy_1 + ...). */
-static void column_sums_add(float *FNN_RESTRICT db, const float *FNN_RESTRICT dy,
-                            int64_t N, int64_t OUT) {
+static void column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
     int64_t nblocks = (OUT + DB_BLOCK - 1) / DB_BLOCK;
     int nt = fnn__threads_for((double)N * (double)OUT);
     int64_t blk;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (blk = 0; blk < nblocks; blk++) {
-        float acc[DB_BLOCK];
         int64_t j0 = blk * DB_BLOCK;
-        int64_t nj = OUT - j0 < DB_BLOCK ? OUT - j0 : DB_BLOCK;
-        for (int64_t j = 0; j < nj; j++) acc[j] = 0.0f;
-        for (int64_t i = 0; i < N; i++) {
-            const float *row = dy + i * OUT + j0;
-            for (int64_t j = 0; j < nj; j++) acc[j] += row[j];
-        }
-        for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];
+        column_sums_block(db, dy, N, OUT, j0, OUT - j0 < DB_BLOCK ? OUT - j0 : DB_BLOCK);
     }
 }
 

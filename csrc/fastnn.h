@@ -168,6 +168,12 @@ fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int
                               int64_t step, float lr, float lr_decay, float eps,
                               float weight_decay);
 
+/* Scale grads (P) in place so that their global L2 norm is at most max_norm
+   (> 0), as PyTorch's clip_grad_norm_: coef = max_norm / (norm + 1e-6),
+   applied when < 1. *norm (may be NULL) receives the norm before clipping,
+   computed in double with a fixed blocking (same bits for any thread count). */
+fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm);
+
 /* ---------------------------------------------------------------- dropout */
 /* Inverted dropout with a counter-based generator: element i is kept iff
    u(key, i) >= p, where u is the top 24 bits of splitmix64(key + i) / 2^24,
@@ -224,12 +230,14 @@ typedef struct fnn_optim {
     float beta1, beta2; /* ADAM */
     float alpha;        /* RMSPROP */
     float lr_decay;     /* ADAGRAD */
+    float max_grad_norm; /* > 0: fnn_clip_grad_norm before the update; 0: off */
     float *state0;      /* (P) SGD buf | ADAM m | RMSPROP sq | ADAGRAD sum (NULL if unused) */
     float *state1;      /* (P) ADAM v | RMSPROP buf (NULL if unused) */
 } fnn_optim;
 
-/* One optimizer update of the whole flat buffer (dispatches on o->kind). */
-fnn_status fnn_optim_step(const fnn_optim *o, float *params, const float *grads,
+/* One optimizer update of the whole flat buffer (dispatches on o->kind),
+   after scaling grads in place to norm <= o->max_grad_norm when that is > 0. */
+fnn_status fnn_optim_step(const fnn_optim *o, float *params, float *grads,
                           int64_t P, int64_t step);
 
 /* Floats of workspace that fnn_train_step / fnn_forward need for a batch

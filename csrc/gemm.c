@@ -6,7 +6,7 @@
  *
  *   direct  (no packing) -- op(B) = B and B small enough to stay in L2
  *           (k * n * 4 <= kernel.direct_max_b), A either way round with
- *           M <= 256 when transposed, no leading dimension a multiple of
+ *           M <= 1024 when transposed, no leading dimension a multiple of
  *           512 floats (L1 set conflicts). Covers the MLP training shapes
  *           X.W and X^T.dY; the kernel reads A and B where they lie.
  *   packed  GotoBLAS/BLIS five loops (Goto & van de Geijn, TOMS 2008;
@@ -16,6 +16,13 @@
  *             ic over M by MC   A~ (MC x KC) packed in MR-tall micro-panels
  *             jr by NR, ir by MR: micro-kernel on an MR x NR tile
  *           Transposes are folded into packing; edges are zero-padded.
+ *           When A is small (M*K*4 <= direct_max_b / 2) and the kernel is
+ *           direct-capable, only B is packed and A is read in place (the
+ *           NT shapes of backward, dY.W^T: one pass over W per call, done
+ *           by the kernel's register-transposing pack_bt when it has one).
+ *
+ *   narrow  op(A) = A^T, N <= 16: computes C^T with vectors along M (see
+ *           narrow_tn), one thread.
  *
  * Threads: one below 2 MFLOP (fork/join costs ~1-100 us, notes/gemm.md);
  * otherwise C is split into row or column slabs (N in NR multiples when
@@ -243,6 +250,35 @@ static void run_block(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, int
     fp_leave(fp);
 }
 
+/* TN with narrow N (the weight gradient of an output layer, X^T.dY with
+   N <= 16): vectors along N would leave most lanes idle, so compute
+   T = alpha op(B)^T op(A)^T = (alpha op(A) op(B))^T instead, whose rows run
+   along M with every lane busy (A^T is stored (K, M): its rows are the
+   kernel's contiguous B operand; B is read in place as the kernel's A),
+   in column chunks of NARROW_MB, then C = T^T + beta C. One thread. */
+#define NARROW_MB 256
+static void narrow_tn(const gemm_args *g, int64_t M, int64_t N) {
+    const fnn__sgemm_kernel *kr = g->kr;
+    float T[16 * NARROW_MB];   /* T is (N, mb), row stride NARROW_MB */
+    unsigned int fp = fp_enter();
+    for (int64_t i0 = 0; i0 < M; i0 += NARROW_MB) {
+        int64_t mb = imin(NARROW_MB, M - i0);
+        for (int64_t j = 0; j < N; j += kr->mr)
+            for (int64_t i = 0; i < mb; i += kr->nr)
+                kr->ukr(g->K, g->alpha, g->B + j, 1, g->ldb, g->A + i0 + i, g->lda,
+                        0.0f, T + j * NARROW_MB + i, NARROW_MB,
+                        imin(kr->mr, N - j), imin(kr->nr, mb - i));
+        for (int64_t i = 0; i < mb; i++) {
+            float *c = g->C + (i0 + i) * g->ldc;
+            if (g->beta == 0.0f)
+                for (int64_t j = 0; j < N; j++) c[j] = T[j * NARROW_MB + i];
+            else
+                for (int64_t j = 0; j < N; j++) c[j] = T[j * NARROW_MB + i] + g->beta * c[j];
+        }
+    }
+    fp_leave(fp);
+}
+
 /* C = beta * C (alpha == 0 or K == 0): A and B are not read. */
 static void scale_c(float *C, int64_t ldc, int64_t M, int64_t N, float beta) {
     if (beta == 1.0f) return;
@@ -296,6 +332,12 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
                    (lda % 512 != 0 || (ta ? K : M) <= 1);
     const int64_t MR = g.kr->mr, NR = g.kr->nr;
 
+    if (g.kr->direct && ta && !tb && N <= 16 && N < M && M >= 2 * NR &&
+        lda % 512 != 0 && ldb % 512 != 0) {
+        narrow_tn(&g, M, N);
+        return FNN_OK;
+    }
+
     double flops = 2.0 * (double)mnk;
     int nt = flops < GEMM_PAR_MIN_FLOPS ? 1 : fnn__threads_for(flops);
 
@@ -316,7 +358,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
         int64_t nmax = split_n ? imin(N, slab * NR) : N;
         g.mc = imin(g.kr->mc, round_up(mmax, MR));
         g.nc = imin(g.kr->nc, round_up(nmax, NR));
-        g.buf_a = round_up(g.mc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
+        g.buf_a = g.a_in_place ? 0 : round_up(g.mc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
         g.buf_b = round_up(g.nc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
         int64_t total = (g.buf_a + g.buf_b) * nt;
         if ((double)total * sizeof(float) > (double)SIZE_MAX / 2) return FNN_ERR_NOMEM;

@@ -52,8 +52,10 @@ typedef struct fnn__sgemm_kernel {
 /* The portable kernel (gemm_kernel_ref.c), always present. */
 extern const fnn__sgemm_kernel fnn__sgemm_kernel_generic;
 /* x86-64 SIMD kernels need GCC/Clang's target attribute (no -march flags in
-   the build); elsewhere (aarch64, MSVC) only the portable kernel exists. */
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+   the build); elsewhere (aarch64, MSVC), or when built with
+   -DFNN_GEMM_PORTABLE_ONLY, only the portable kernel exists. */
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(FNN_GEMM_PORTABLE_ONLY)
 #define FNN_GEMM_X86 1
 #endif
 

@@ -254,3 +254,42 @@ fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int
         adagrad_range(params, sum, grads, lo, hi, clr, eps, weight_decay, use_wd, write_p));
     return FNN_OK;
 }
+
+/* --------------------------------------------------------- clip grad norm */
+#define CLIP_BLOCKS 64
+
+/* Sum of squares of g over [lo, hi) in double, sequential. */
+static double sumsq_range(const float *g, int64_t lo, int64_t hi) {
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
+    return s;
+}
+
+static FNN_SIMD_CLONES void scale_range(float *g, float c, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; i++) g[i] *= c;
+}
+
+/* grads (P). The L2 norm is the square root of CLIP_BLOCKS fixed-block sums
+   of squares (double) added in block order: the same bits for every thread
+   count. PyTorch's clip_grad_norm_: coef = max_norm / (norm + 1e-6), and if
+   coef < 1 the gradients are multiplied by it (a NaN norm makes them NaN). */
+fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm) {
+    if (P < 0) return FNN_ERR_SIZE;
+    if (!(max_norm > 0.0f) || (P > 0 && !grads)) return FNN_ERR_ARG;
+    double part[CLIP_BLOCKS];
+    int nt = fnn__threads_for(2.0 * (double)P);
+    int64_t k;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (k = 0; k < CLIP_BLOCKS; k++)
+        part[k] = sumsq_range(grads, P * k / CLIP_BLOCKS, P * (k + 1) / CLIP_BLOCKS);
+    double total = 0.0;
+    for (k = 0; k < CLIP_BLOCKS; k++) total += part[k];
+    total = sqrt(total);
+    if (norm) *norm = total;
+    double coef = (double)max_norm / (total + 1e-6);
+    if (!(coef >= 1.0)) {
+        float c = (float)coef;
+        FNN_PARALLEL_RANGES(nt, P, lo, hi, scale_range(grads, c, lo, hi));
+    }
+    return FNN_OK;
+}

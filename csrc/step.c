@@ -142,9 +142,13 @@ static fnn_status loss_eval(double *loss, float *dpred, const fnn_loss *ld, cons
     return FNN_ERR_ARG;
 }
 
-fnn_status fnn_optim_step(const fnn_optim *o, float *params, const float *grads,
+fnn_status fnn_optim_step(const fnn_optim *o, float *params, float *grads,
                           int64_t P, int64_t step) {
     if (!o) return FNN_ERR_ARG;
+    if (o->max_grad_norm > 0.0f) {
+        fnn_status st = fnn_clip_grad_norm(grads, P, o->max_grad_norm, NULL);
+        if (st != FNN_OK) return st;
+    }
     switch (o->kind) {
     case FNN_OPTIM_SGD:
         return fnn_sgd_update(params, o->state0, grads, P, step, o->lr, o->momentum,

@@ -16,21 +16,27 @@ __version__ = "0.1.0"
 
 from . import datasets
 from ._backend import get_backend, set_default_backend
-from .callbacks import Callback, EarlyStopping, History
+from .callbacks import Callback, EarlyStopping, History, TerminateOnNaN
 from .data import batches, train_test_split
 from .io import FormatError, load, save
 from .layers import (GELU, Dropout, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential,
                      Sigmoid, Softmax, Tanh)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MAELoss, MSELoss
-from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm_
+from .plot import plot_history             # imports matplotlib on first call only
+from .schedules import (CosineAnnealingLR, ExponentialLR, LRScheduler,
+                        ReduceLROnPlateau, StepLR)
+from . import onnx                         # imports the onnx package on first export only
 from .threads import get_num_threads, set_num_threads
 
 __all__ = [
     "Sequential", "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "GELU", "Softmax", "Dropout",
     "MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
-    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad",
-    "History", "Callback", "EarlyStopping",
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_",
+    "History", "Callback", "EarlyStopping", "TerminateOnNaN",
+    "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau",
+    "plot_history", "onnx",
     "batches", "train_test_split",
     "load", "save", "FormatError",
     "datasets",

@@ -30,7 +30,7 @@ FUNCTIONS = (
     "softmax_forward", "softmax_backward",
     "dropout_key", "dropout_forward", "dropout_backward",
     "mse_loss", "mae_loss", "huber_loss", "bce_with_logits_loss", "cross_entropy_loss",
-    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update",
+    "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "clip_grad_norm",
 )
 
 

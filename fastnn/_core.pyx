@@ -16,6 +16,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
+from libc.math cimport isfinite
 
 cnp.import_array()
 
@@ -86,6 +87,7 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t key)
     fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t key)
     uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter)
+    fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm)
 
     ctypedef struct fnn_layer:
         int32_t op
@@ -104,6 +106,7 @@ cdef extern from "fastnn.h" nogil:
         int32_t kind
         int32_t flag
         float lr, weight_decay, eps, momentum, dampening, beta1, beta2, alpha, lr_decay
+        float max_grad_norm
         float *state0
         float *state1
     fnn_status fnn_plan_workspace(int64_t *size, const fnn_layer *layers, int64_t L, int64_t N)
@@ -167,8 +170,40 @@ cdef inline void _same_shape(cnp.ndarray a, str name, cnp.ndarray ref, str refna
                          f"got {_shp(a)}")
 
 
+cdef inline char *_extent(cnp.ndarray a, char **end):
+    """[start, *end): the bytes an array's elements span (like numpy's may_share_memory)."""
+    cdef char *start = <char *>cnp.PyArray_DATA(a)
+    cdef char *stop = start
+    cdef int d
+    cdef cnp.npy_intp n, st
+    if cnp.PyArray_SIZE(a) == 0:
+        end[0] = start
+        return start
+    stop = start + cnp.PyArray_ITEMSIZE(a)
+    for d in range(cnp.PyArray_NDIM(a)):
+        n = cnp.PyArray_DIM(a, d)
+        st = cnp.PyArray_STRIDE(a, d)
+        if st >= 0:
+            stop += (n - 1) * st
+        else:
+            start += (n - 1) * st
+    end[0] = stop
+    return start
+
+
 cdef inline void _no_overlap(object out, str oname, object inp, str iname) except *:
-    if out is not None and inp is not None and np.may_share_memory(out, inp):
+    """ValueError if the memory spans of `out` and `inp` intersect (both ndarrays
+    or None). A bounds check: cheap, and conservative like may_share_memory."""
+    if out is None or inp is None:
+        return
+    if not isinstance(out, cnp.ndarray) or not isinstance(inp, cnp.ndarray):
+        bad = oname if not isinstance(out, cnp.ndarray) else iname
+        raise TypeError(f"{bad}: expected a numpy.ndarray")
+    cdef char *e1
+    cdef char *e2
+    cdef char *s1 = _extent(<cnp.ndarray>out, &e1)
+    cdef char *s2 = _extent(<cnp.ndarray>inp, &e2)
+    if s1 < e2 and s2 < e1:
         raise ValueError(f"{oname} must not share memory with {iname}")
 
 
@@ -606,15 +641,17 @@ cdef inline int64_t _flat(object params, object grads, object states) except -1:
     return P
 
 
-cdef inline void _step_ok(long long step) except *:
+cdef inline void _step_ok(long long step, float lr) except *:
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
+    if not (lr >= 0.0 and isfinite(lr)):     # also rejects NaN (torch's check)
+        raise ValueError(f"Invalid learning rate: {lr}")
 
 
 def sgd_update(params, buf, grads, long long step, float lr, float momentum,
                float dampening, float weight_decay, bint nesterov):
     """One SGD step in place (PyTorch semantics); buf may be None if momentum == 0."""
-    _step_ok(step)
+    _step_ok(step, lr)
     cdef int64_t P = _flat(params, grads, ((buf, "buf"),))
     if momentum != 0 and buf is None:
         raise ValueError("sgd_update: momentum != 0 needs a momentum buffer")
@@ -630,7 +667,7 @@ def sgd_update(params, buf, grads, long long step, float lr, float momentum,
 def adam_update(params, m, v, grads, long long step, float lr, float beta1, float beta2,
                 float eps, float weight_decay, bint decoupled):
     """One Adam (decoupled=False) or AdamW (decoupled=True) step in place."""
-    _step_ok(step)
+    _step_ok(step, lr)
     cdef int64_t P = _flat(params, grads, ((m, "m"), (v, "v")))
     if m is None or v is None:
         raise ValueError("adam_update needs both moment buffers m and v")
@@ -649,7 +686,7 @@ def adam_update(params, m, v, grads, long long step, float lr, float beta1, floa
 def rmsprop_update(params, sq, buf, grads, long long step, float lr, float alpha,
                    float eps, float weight_decay, float momentum):
     """One RMSprop step in place; buf may be None if momentum == 0."""
-    _step_ok(step)
+    _step_ok(step, lr)
     cdef int64_t P = _flat(params, grads, ((sq, "sq"), (buf, "buf")))
     if sq is None:
         raise ValueError("rmsprop_update needs the square-average buffer sq")
@@ -669,7 +706,7 @@ def rmsprop_update(params, sq, buf, grads, long long step, float lr, float alpha
 def adagrad_update(params, sum, grads, long long step, float lr, float lr_decay,
                    float eps, float weight_decay):
     """One AdaGrad step in place."""
-    _step_ok(step)
+    _step_ok(step, lr)
     cdef int64_t P = _flat(params, grads, ((sum, "sum"),))
     if sum is None:
         raise ValueError("adagrad_update needs the accumulator buffer sum")
@@ -680,6 +717,22 @@ def adagrad_update(params, sum, grads, long long step, float lr, float lr_decay,
     with nogil:
         s = fnn_adagrad_update(pp, ps, pg, P, step, lr, lr_decay, eps, weight_decay)
     _raise(s, "adagrad_update")
+
+
+def clip_grad_norm(grads, float max_norm):
+    """Scale grads in place so their global L2 norm is <= max_norm; return the norm
+    before clipping (PyTorch's clip_grad_norm_ rule)."""
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    cdef cnp.ndarray ag = _arr(grads, "grads", True)
+    cdef float *pg = <float *>cnp.PyArray_DATA(ag)
+    cdef int64_t P = cnp.PyArray_SIZE(ag)
+    cdef double norm = 0.0
+    cdef fnn_status s
+    with nogil:
+        s = fnn_clip_grad_norm(pg, P, max_norm, &norm)
+    _raise(s, "clip_grad_norm")
+    return norm
 
 
 # --------------------------------------------------------------- dropout
@@ -745,6 +798,9 @@ cdef class Plan:
             raise MemoryError()
         self.n_layers = L
         for i, spec in enumerate(layers):
+            if not isinstance(spec, dict) or not {"op", "in", "out"} <= spec.keys():
+                raise ValueError(f"plan layer {i} must be a dict with keys 'op', 'in', 'out' "
+                                 f"(and w_off, b_off, param), got {spec!r}")
             if spec["op"] not in OPS:
                 raise ValueError(f"unknown plan op {spec['op']!r}; valid: {', '.join(OPS)}")
             self.layers[i].op = OPS[spec["op"]]
@@ -778,6 +834,9 @@ cdef class Plan:
         _shape2(aout, "out", N, self.layers[self.n_layers - 1].out)
         _no_overlap(out, "out", x, "x")
         _no_overlap(out, "out", work, "work")
+        _no_overlap(out, "out", params, "params")
+        _no_overlap(work, "work", x, "x")
+        _no_overlap(work, "work", params, "params")
         cdef fnn_status s
         with nogil:
             s = fnn_forward(<float *>cnp.PyArray_DATA(aout), self.layers, self.n_layers,
@@ -792,7 +851,7 @@ cdef class Plan:
 
         loss: (name, delta, weight or None, ignore_index).
         optim: (name, flag, lr, weight_decay, eps, momentum, dampening, beta1, beta2,
-        alpha, lr_decay, state0 or None, state1 or None).
+        alpha, lr_decay, max_grad_norm (0: no clipping), state0 or None, state1 or None).
         """
         cdef cnp.ndarray ax = _pred2d(x, "x"), aw = _arr(work, "work", True)
         cdef cnp.ndarray ap = _arr(params, "params", True), ag = _arr(grads, "grads", True)
@@ -825,16 +884,21 @@ cdef class Plan:
             tf = <float *>cnp.PyArray_DATA(at)
         cdef fnn_optim od
         (oname, flag, od.lr, od.weight_decay, od.eps, od.momentum, od.dampening,
-         od.beta1, od.beta2, od.alpha, od.lr_decay, state0, state1) = optim
+         od.beta1, od.beta2, od.alpha, od.lr_decay, od.max_grad_norm, state0, state1) = optim
         if oname not in OPTIMS:
             raise ValueError(f"unknown optimizer {oname!r}; valid: {', '.join(OPTIMS)}")
         od.kind = OPTIMS[oname]
         od.flag = flag
         od.state0 = _fp_opt(state0, "state0", True, P)
         od.state1 = _fp_opt(state1, "state1", True, P)
-        for arr, name in ((grads, "grads"), (work, "work"), (state0, "state0"),
-                          (state1, "state1")):
-            _no_overlap(arr, name, params, "params")
+        _step_ok(step, od.lr)
+        # every buffer the step writes must be disjoint from the others and the inputs
+        written = ((params, "params"), (grads, "grads"), (work, "work"), (state0, "state0"),
+                   (state1, "state1"))
+        for i, (arr, name) in enumerate(written):
+            for other, oname in written[i + 1:] + ((x, "x"), (target, "target"),
+                                                   (weight, "weight")):
+                _no_overlap(arr, name, other, oname)
         cdef uint64_t sd = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
         cdef double value = 0.0
         cdef int64_t bad = -1

@@ -7,10 +7,11 @@ then ``on_train_end(logs)``. A callback stops training by setting
 ``self.model.stop_training = True``.
 """
 import math
+import warnings
 
 import numpy as np
 
-__all__ = ["Callback", "History", "EarlyStopping"]
+__all__ = ["Callback", "History", "EarlyStopping", "TerminateOnNaN"]
 
 
 class Callback:
@@ -31,6 +32,15 @@ class Callback:
 
     def on_epoch_end(self, epoch, logs=None):
         pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        """After each training step: ``batch`` is the 0-based step in the epoch,
+        ``logs = {"loss": float, "size": rows}``. Setting
+        ``self.model.stop_training`` here stops at once (Keras)."""
+        self.on_batch_end(batch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        """Keras's older name of on_train_batch_end."""
 
 
 class History(Callback):
@@ -96,3 +106,33 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.flat_params[...] = self.best_weights
+
+
+class TerminateOnNaN(Callback):
+    """Stop training at the first batch whose loss is NaN or Inf (Keras's callback).
+
+    With it, ``fit`` does not raise FloatingPointError on a non-finite loss
+    (``handles_nonfinite``); this callback stops training right after that
+    batch instead, warns (RuntimeWarning) naming the epoch and step (1-based,
+    as fit's error), and records them, 0-based, in ``stopped_epoch`` and
+    ``stopped_step`` (None if training never diverged). The weights are
+    those after the failed step, i.e. usually NaN: restore a checkpoint.
+    Write your own callback with ``handles_nonfinite = True`` to decide
+    otherwise (e.g. keep going, or lower the learning rate).
+    """
+    handles_nonfinite = True
+
+    def on_train_begin(self, logs=None):
+        self.stopped_epoch = self.stopped_step = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.stopped_epoch, self.stopped_step = self._epoch, batch
+            warnings.warn(f"TerminateOnNaN: loss is {loss} at epoch {self._epoch + 1}, "
+                          f"step {batch + 1}; training stopped", RuntimeWarning, stacklevel=2)
+            self.model.stop_training = True

@@ -16,6 +16,10 @@ input gradients live in per-layer buffers allocated once per batch shape and
 reused; the arrays ``forward`` returns are therefore overwritten by the next
 forward at the same shape (``predict`` returns copies the caller owns).
 """
+import math
+import numbers
+import threading
+
 import numpy as np
 
 from . import training
@@ -228,6 +232,10 @@ class LeakyReLU(_Activation):
     kernel, he_init = "leaky_relu", True
 
     def __init__(self, negative_slope=0.01):
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) \
+                or not math.isfinite(negative_slope):
+            raise ValueError(f"LeakyReLU: negative_slope must be a finite real number, "
+                             f"got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
     def _args(self):
@@ -272,7 +280,7 @@ class Dropout(Module):
     Backward: dx = dy · m / (1 - p), with the forward's mask.
     """
     def __init__(self, p=0.5):
-        if not 0.0 <= p < 1.0:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout probability must be in [0, 1), got {p!r}")
         self.p = float(p)
         self._calls = 0
@@ -353,6 +361,8 @@ class Sequential(Module):
         self.layers = list(layers)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         self.seed = seed
         self._counter = 0      # training-mode forward passes (dropout keys)
         self._backend = get_backend(backend)
@@ -365,7 +375,8 @@ class Sequential(Module):
         self.loss = None
         self.fused = True      # use the one-call C step/forward when possible
         self._plan = False     # not built yet (None: the model cannot run as a C plan)
-        self._work = {}        # batch size -> plan workspace
+        self._tls = threading.local()   # per-thread plan workspaces (see _work)
+        self._lock = threading.RLock()  # layer-by-layer inference: shared buffers and mode
 
     def _check_chain(self):
         """Check consecutive feature counts; return the model's input feature count."""
@@ -439,10 +450,16 @@ class Sequential(Module):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
 
     def train_step(self, x, y, loss_fn, optimizer):
-        """One step: forward, loss, zero_grad, backward, optimizer.step(); returns the loss."""
-        x = check_X(x, finite=False)
+        """One step: forward, loss, zero_grad, backward, optimizer.step(); returns the loss.
+
+        x and y are checked like fit's (NaN/Inf in either would turn every
+        weight into NaN; a bad call changes nothing)."""
+        x = check_X(x)
         training.check_features(self, x)
         training.check_optimizer(self, optimizer)
+        loss_fn = training.get_loss(loss_fn)
+        y = training.check_y(y)
+        training.check_consistent_length(x, y)
         return self._train_step(x, loss_fn.prepare_target(y), loss_fn, optimizer)[0]
 
     def _train_step(self, x, y, loss_fn, optimizer):
@@ -496,6 +513,15 @@ class Sequential(Module):
             self._plan = self._backend.Plan(specs)
         return self._plan
 
+    @property
+    def _work(self):
+        """batch size -> plan workspace, one dict per thread: predict may run in
+        several threads at once, and a shared workspace would mix their batches."""
+        work = getattr(self._tls, "work", None)
+        if work is None:
+            work = self._tls.work = {}
+        return work
+
     def _workspace(self, plan, n):
         """The plan's workspace for a batch of n rows, allocated once per batch size."""
         work = self._work.get(n)
@@ -524,6 +550,11 @@ class Sequential(Module):
         """Save architecture and weights atomically (see :func:`fastnn.save`)."""
         from .io import save
         save(self, path)
+
+    def to_onnx(self, path, opset=17):
+        """Write the inference graph as ONNX (:func:`fastnn.onnx.export`); return the proto."""
+        from .onnx import export
+        return export(self, path, opset=opset)
 
     def state_dict(self):
         """{"0.weight": array, ...}: copies of the parameters, in buffer order."""

@@ -18,9 +18,34 @@ Targets:
 import numpy as np
 
 from ._backend import get_backend
+from .data import all_finite
 
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "get_loss"]
+
+
+def _as_float_target(target, who):
+    """Target as C-contiguous float32; TypeError for non-real, ValueError for NaN/Inf."""
+    t = np.asarray(target)
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: targets must be real numbers, got dtype {t.dtype}")
+    with np.errstate(over="ignore"):
+        t = np.ascontiguousarray(t, dtype=np.float32)
+    if not all_finite(t):
+        raise ValueError(f"{who}: target contains "
+                         + ("NaN" if np.isnan(t).any() else "infinity or a value too large "
+                            "for float32"))
+    return t
+
+
+def _class_weights(w, who, name):
+    """Per-class/per-output weights as float32 (K,), finite and >= 0, or None."""
+    if w is None:
+        return None
+    w = np.ascontiguousarray(np.atleast_1d(w), dtype=np.float32).ravel()
+    if not (np.isfinite(w).all() and (w >= 0).all()):
+        raise ValueError(f"{who}: {name} must be finite and >= 0, got {w}")
+    return w
 
 
 class _Loss:
@@ -39,7 +64,7 @@ class _Loss:
 
     def prepare_target(self, target, pred_shape=None):
         """Target as C-contiguous float32 with pred's shape (see the module doc)."""
-        t = np.ascontiguousarray(target, dtype=np.float32)
+        t = _as_float_target(target, type(self).__name__)
         if pred_shape is not None and t.shape != pred_shape:
             if t.ndim == 1 and pred_shape == (t.shape[0], 1):
                 return t.reshape(-1, 1)
@@ -53,6 +78,9 @@ class _Loss:
         if pred.ndim != 2:
             raise ValueError(f"{type(self).__name__}: pred must be 2-D (batch, outputs), "
                              f"got shape {pred.shape}")
+        if pred.size == 0:
+            raise ValueError(f"{type(self).__name__}: 0 sample(s) or output(s) (pred shape "
+                             f"{pred.shape}) while a minimum of 1 is required")
         target = self.prepare_target(target, pred.shape)
         dpred = self._dpred
         if dpred is None or dpred.shape != pred.shape:
@@ -132,8 +160,15 @@ class BCEWithLogitsLoss(_Loss):
 
     def __init__(self, pos_weight=None, reduction="mean"):
         super().__init__(reduction)
-        self.pos_weight = None if pos_weight is None else \
-            np.ascontiguousarray(np.atleast_1d(pos_weight), dtype=np.float32)
+        self.pos_weight = _class_weights(pos_weight, "BCEWithLogitsLoss", "pos_weight")
+
+    def prepare_target(self, target, pred_shape=None):
+        """Targets as for regression, and each in [0, 1] (else the loss is unbounded below)."""
+        t = super().prepare_target(target, pred_shape)
+        if t.min() < 0 or t.max() > 1:
+            bad = t[(t < 0) | (t > 1)].ravel()[0]
+            raise ValueError(f"BCEWithLogitsLoss: targets must be in [0, 1], got {bad}")
+        return t
 
     def _kernel(self, be, dpred, pred, target):
         return be.bce_with_logits_loss(dpred, pred, target, self.pos_weight)
@@ -154,8 +189,7 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
-        self.weight = None if weight is None else \
-            np.ascontiguousarray(weight, dtype=np.float32).ravel()
+        self.weight = _class_weights(weight, "CrossEntropyLoss", "weight")
         self.ignore_index = int(ignore_index)
 
     def prepare_target(self, target, pred_shape=None):
@@ -163,9 +197,10 @@ class CrossEntropyLoss(_Loss):
         t = np.asarray(target)
         if t.dtype != np.int64 or not t.flags.c_contiguous:
             if t.dtype.kind == "f":
-                if not np.isfinite(t).all() or (t != np.round(t)).any():
-                    bad = t[~np.isfinite(t) | (t != np.round(t))].ravel()[0]
-                    raise ValueError(f"CrossEntropyLoss: labels must be integers, got {bad}")
+                wrong = ~np.isfinite(t) | (t != np.round(t)) | (np.abs(t) >= 2.0**62)
+                if wrong.any():
+                    raise ValueError(f"CrossEntropyLoss: labels must be integers, got "
+                                     f"{t[wrong].ravel()[0]}")
             elif t.dtype.kind not in "biu":
                 raise TypeError(f"CrossEntropyLoss: labels must be integers, got dtype {t.dtype}")
             t = np.ascontiguousarray(t, dtype=np.int64)

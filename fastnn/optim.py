@@ -21,12 +21,16 @@ import numpy as np
 from ._backend import get_backend
 from . import layers as _layers
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer",
+           "clip_grad_norm_"]
 
 
 def _check(name, value, low=0.0, high=math.inf, low_open=False, high_open=True):
     """torch-style range check that also rejects NaN and Inf."""
-    v = float(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Invalid {name}: {value!r} (expected a real number)") from None
     ok = math.isfinite(v) and (v > low if low_open else v >= low) and \
         (v < high if high_open else v <= high)
     if not ok:
@@ -34,16 +38,46 @@ def _check(name, value, low=0.0, high=math.inf, low_open=False, high_open=True):
     return v
 
 
+def clip_grad_norm_(parameters, max_norm):
+    """Scale the gradients of `parameters` in place so that their global L2 norm
+    is at most max_norm; return the norm before clipping (PyTorch's rule:
+    coef = max_norm / (norm + 1e-6), applied when < 1).
+
+    For the parameters of one model (one flat buffer) this is one kernel call.
+    Optimizers do it before each update when given ``max_grad_norm``.
+    """
+    params = list(parameters)
+    max_norm = _check("max_norm", max_norm, low_open=True)
+    if not params:
+        return 0.0
+    flat = params[0].flat_grad
+    if flat is not None and sum(p.grad.size for p in params) == flat.size and \
+            all(p.flat_grad is flat for p in params):
+        return params[0].backend.clip_grad_norm(flat, max_norm)
+    norm = math.sqrt(sum(float(np.sum(np.square(p.grad, dtype=np.float64))) for p in params))
+    coef = max_norm / (norm + 1e-6)
+    if not coef >= 1.0:
+        for p in params:
+            p.grad *= np.float32(coef)
+    return norm
+
+
 class Optimizer:
     """Base class: parameters, hyperparameters (``param_groups[0]``), state, step count.
+
+    Every optimizer takes ``max_grad_norm`` (None: off): before each update
+    the gradients are scaled so that their global L2 norm is at most that
+    (:func:`clip_grad_norm_`, Keras's ``global_clipnorm``).
 
     Subclasses define ``_state_names`` (buffers, zero-initialised like p) and
     ``_update(be, p, g, state, t, hp)``, one kernel call.
     """
     _state_names = ()
 
-    def __init__(self, params, defaults, backend=None):
+    def __init__(self, params, defaults, backend=None, max_grad_norm=None):
         params = list(params)
+        defaults = dict(defaults, max_grad_norm=None if max_grad_norm is None else
+                        _check("max_grad_norm", max_grad_norm, low_open=True))
         if not params:
             raise ValueError("optimizer got an empty parameter list")
         for p in params:
@@ -88,6 +122,8 @@ class Optimizer:
         hp = self.param_groups[0]
         _check("learning rate", hp["lr"])
         self.step_count += 1
+        if hp["max_grad_norm"] is not None:
+            clip_grad_norm_(self.params, hp["max_grad_norm"])
         for (data, grad), state in zip(self._targets, self.state):
             self._update(self.backend, data, grad, state, self.step_count, hp)
 
@@ -103,7 +139,8 @@ class Optimizer:
         name, flag, s0, s1 = self._plan_kernel(st, hp)
         return (name, flag, hp["lr"], hp["weight_decay"], hp.get("eps", 0.0),
                 hp.get("momentum", 0.0), hp.get("dampening", 0.0), b1, b2,
-                hp.get("alpha", 0.0), hp.get("lr_decay", 0.0), s0, s1)
+                hp.get("alpha", 0.0), hp.get("lr_decay", 0.0), hp["max_grad_norm"] or 0.0,
+                s0, s1)
 
     def state_dict(self):
         """Step count, hyperparameters and copies of the state buffers."""
@@ -113,6 +150,10 @@ class Optimizer:
 
     def load_state_dict(self, sd):
         """Restore what state_dict returned (buffers must match in number and size)."""
+        if not isinstance(sd, dict) or not {"state", "hyperparameters", "step"} <= set(sd):
+            raise ValueError("not an optimizer state_dict: expected a dict with keys 'state', "
+                             f"'hyperparameters' and 'step', got {type(sd).__name__}"
+                             + (f" with keys {sorted(sd)}" if isinstance(sd, dict) else ""))
         if len(sd["state"]) != len(self.state):
             raise ValueError("optimizer state does not match these parameters")
         for mine, theirs in zip(self.state, sd["state"]):
@@ -137,7 +178,7 @@ class SGD(Optimizer):
     g ← g + momentum·b (nesterov) or b;   p ← p - lr·g.
     """
     def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, backend=None):
+                 nesterov=False, max_grad_norm=None, backend=None):
         hp = dict(lr=_check("learning rate", lr),
                   momentum=_check("momentum value", momentum, high=1.0),
                   dampening=_check("dampening", dampening),
@@ -146,7 +187,7 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         self._state_names = ("momentum_buffer",) if momentum != 0 else ()
-        super().__init__(params, hp, backend)
+        super().__init__(params, hp, backend, max_grad_norm)
 
     def _plan_kernel(self, s, hp):
         return "sgd", hp["nesterov"], s.get("momentum_buffer"), None
@@ -166,14 +207,16 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 backend=None):
+                 max_grad_norm=None, backend=None):
+        if np.ndim(betas) != 1 or len(betas) != 2:
+            raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2))")
         b1, b2 = betas
         hp = dict(lr=_check("learning rate", lr),
                   betas=(_check("beta parameter at index 0", b1, high=1.0),
                          _check("beta parameter at index 1", b2, high=1.0)),
                   eps=_check("epsilon value", eps, low_open=True),
                   weight_decay=_check("weight_decay value", weight_decay))
-        super().__init__(params, hp, backend)
+        super().__init__(params, hp, backend, max_grad_norm)
 
     def _plan_kernel(self, s, hp):
         return "adam", self._decoupled, s["exp_avg"], s["exp_avg_sq"]
@@ -189,8 +232,8 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 backend=None):
-        super().__init__(params, lr, betas, eps, weight_decay, backend)
+                 max_grad_norm=None, backend=None):
+        super().__init__(params, lr, betas, eps, weight_decay, max_grad_norm, backend)
 
 
 class RMSprop(Optimizer):
@@ -199,14 +242,14 @@ class RMSprop(Optimizer):
     else p ← p - lr · g / (sqrt(s) + eps)."""
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 backend=None):
+                 max_grad_norm=None, backend=None):
         hp = dict(lr=_check("learning rate", lr), alpha=_check("alpha value", alpha, high=1.0,
                                                                high_open=False),
                   eps=_check("epsilon value", eps, low_open=True),
                   weight_decay=_check("weight_decay value", weight_decay),
                   momentum=_check("momentum value", momentum, high=1.0))
         self._state_names = ("square_avg", "momentum_buffer") if momentum > 0 else ("square_avg",)
-        super().__init__(params, hp, backend)
+        super().__init__(params, hp, backend, max_grad_norm)
 
     def _plan_kernel(self, s, hp):
         return "rmsprop", False, s["square_avg"], s.get("momentum_buffer")
@@ -223,14 +266,14 @@ class Adagrad(Optimizer):
     _state_names = ("sum",)
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10, backend=None):
+                 initial_accumulator_value=0.0, eps=1e-10, max_grad_norm=None, backend=None):
         hp = dict(lr=_check("learning rate", lr), lr_decay=_check("lr_decay", lr_decay),
                   weight_decay=_check("weight_decay value", weight_decay),
                   initial_accumulator_value=_check("initial_accumulator_value",
                                                    initial_accumulator_value),
                   eps=_check("epsilon value", eps, low_open=True))
         self._init_value = hp["initial_accumulator_value"]
-        super().__init__(params, hp, backend)
+        super().__init__(params, hp, backend, max_grad_norm)
 
     def _init_state(self, name, data):
         return np.full_like(data, self._init_value)

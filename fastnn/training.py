@@ -7,20 +7,24 @@ loop then slices batches and calls ``model._train_step`` -- the one place a
 fused C step replaces the layer-by-layer path.
 """
 import math
+import numbers
 import time
 
 import numpy as np
 
-from .callbacks import History
+from .callbacks import Callback, History
 from .data import batches, check_consistent_length, check_int, check_X, check_y
 from .losses import get_loss
-from .optim import get_optimizer
+from .optim import Optimizer, get_optimizer
 
 __all__ = ["fit", "evaluate", "predict", "predict_proba"]
 
 
 def check_optimizer(model, optimizer):
     """ValueError unless `optimizer` updates exactly this model's parameters."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastnn Optimizer built on model.parameters(), "
+                        f"got {type(optimizer).__name__}")
     mine = model.flat_params
     if optimizer.flat:
         ok = optimizer._targets[0][0] is mine
@@ -73,10 +77,15 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
 
     history.history holds "loss" (sample-weighted mean of the batch losses
     of the epoch, weights as they were at each batch), "accuracy" for
-    classification losses, and "val_" versions with validation data.
+    classification losses, "val_" versions with validation data, and "lr"
+    (the optimizer's learning rate during the epoch; schedules such as
+    :class:`fastnn.StepLR` are callbacks that change it at each epoch end).
 
     Raises FloatingPointError naming the epoch and step when the loss becomes
-    NaN or Inf (lower the learning rate).
+    NaN or Inf (lower the learning rate) -- unless a callback with
+    ``handles_nonfinite = True`` such as :class:`TerminateOnNaN` is given: then
+    callbacks see every batch's loss in ``on_train_batch_end(step, logs)`` and
+    decide (TerminateOnNaN stops at once, after that batch, as Keras's).
     """
     loss = get_loss(loss)
     optimizer = get_optimizer(optimizer, model.parameters())
@@ -84,7 +93,8 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
     epochs = check_int(epochs, "epochs", 0)
     batch_size = check_int(batch_size, "batch_size", 1)
     X, y = _check_xy(model, X, y, loss)
-    if not 0.0 <= validation_split < 1.0:
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+            or not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     if validation_data is not None:
         if len(validation_data) != 2:
@@ -98,11 +108,23 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
         X, Xv, y, yv = X[:split], X[split:], y[:split], y[split:]
     else:
         Xv = yv = None
+    if seed is not None:
+        seed = check_int(seed, "seed", 0)
+    callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else \
+        [] if callbacks is None else [callbacks]
+    for i, cb in enumerate(callbacks):
+        if not isinstance(cb, Callback):
+            raise TypeError(f"callbacks[{i}] must be a fastnn Callback, got {type(cb).__name__}")
     rng = np.random.default_rng(model._rng.integers(2**63) if seed is None else seed)
 
-    model.loss = loss
+    model.loss, model.optimizer = loss, optimizer
     history = History()
-    callbacks = [history] + list(callbacks or [])
+    callbacks = [history] + callbacks
+    # a callback with handles_nonfinite (TerminateOnNaN) decides what a NaN/Inf loss does
+    nonfinite_raises = not any(getattr(cb, "handles_nonfinite", False) for cb in callbacks)
+    batch_cbs = [cb for cb in callbacks
+                 if type(cb).on_train_batch_end is not Callback.on_train_batch_end
+                 or type(cb).on_batch_end is not Callback.on_batch_end]
     for cb in callbacks:
         cb.set_model(model)
         cb.on_train_begin({})
@@ -113,30 +135,39 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
             cb.on_epoch_begin(epoch, {})
         t0 = time.perf_counter()
         total = correct = 0.0
+        seen = 0
         order = rng.permutation(len(X)) if shuffle else None
         for step, start in enumerate(range(0, len(X), batch_size)):
             idx = slice(start, start + batch_size) if order is None else \
                 order[start:start + batch_size]
             xb, yb = X[idx], y[idx]
             value, out = model._train_step(xb, yb, loss, optimizer)
-            if not math.isfinite(value):
+            if nonfinite_raises and not math.isfinite(value):
                 raise FloatingPointError(
                     f"loss is {value} at epoch {epoch + 1}, step {step + 1}: training "
                     f"diverged; lower the learning rate (now {optimizer.lr:g})")
             total += value * len(xb)
+            seen += len(xb)
             if loss.classification:
                 correct += loss.correct(out, yb)
-        logs = {"loss": total / len(X)}
+            if batch_cbs:
+                for cb in batch_cbs:
+                    cb.on_train_batch_end(step, {"loss": value, "size": len(xb)})
+                if model.stop_training:
+                    break
+        logs = {"loss": total / seen}
         if loss.classification:
-            logs["accuracy"] = correct / len(X)
+            logs["accuracy"] = correct / seen
         if Xv is not None:
             logs.update({"val_" + k: v for k, v in _evaluate(model, Xv, yv, loss).items()})
             model.train()
+        logs["lr"] = optimizer.lr     # the lr this epoch trained with
         seconds = time.perf_counter() - t0
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
         if verbose:
-            metrics = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+            metrics = " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}"
+                                 for k, v in logs.items())
             print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {metrics}", flush=True)
         if model.stop_training:
             break
@@ -146,15 +177,22 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
 
 
 def _predict(model, X, batch_size):
-    was_training = model.training
-    model.eval()
-    try:
-        # a model without Linear layers keeps its input width
-        out = np.empty((len(X), model.out_features_ or X.shape[1]), np.float32)
+    # a model without Linear layers keeps its input width
+    out = np.empty((len(X), model.out_features_ or X.shape[1]), np.float32)
+    if model.fused and model._get_plan() is not None:
+        # the C plan's forward is evaluation mode and each thread has its own
+        # workspace: concurrent predicts run in parallel, no state is switched
         for start in range(0, len(X), batch_size):
             model._infer(X[start:start + batch_size], out[start:start + batch_size])
-    finally:
-        model.train(was_training)
+        return out
+    with model._lock:      # layer-by-layer: shared layer buffers and train/eval mode
+        was_training = model.training
+        model.eval()
+        try:
+            for start in range(0, len(X), batch_size):
+                model._infer(X[start:start + batch_size], out[start:start + batch_size])
+        finally:
+            model.train(was_training)
     return out
 
 

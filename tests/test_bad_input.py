@@ -1,4 +1,6 @@
 """Every bad input at the public API: exception type, message, nothing changed."""
+import os
+
 import numpy as np
 import pytest
 
@@ -227,3 +229,274 @@ def test_set_num_threads_conventions(c):
 def test_loss_backward_before_call():
     with pytest.raises(RuntimeError, match="before backward"):
         fnn.MSELoss().backward()
+
+
+# ------------------------------------------------------------------------------------
+# Issue 5 audit: every remaining public entry point (type, message, nothing changed)
+# ------------------------------------------------------------------------------------
+import fastnn._core as core  # noqa: E402
+
+f32 = np.float32
+
+
+def _ro(a):
+    a.setflags(write=False)
+    return a
+
+
+@pytest.mark.parametrize("make, exc, fragment", [
+    (lambda: fnn.LeakyReLU(float("nan")), ValueError, "negative_slope must be a finite"),
+    (lambda: fnn.LeakyReLU("a"), ValueError, "negative_slope"),
+    (lambda: fnn.Dropout("0.5"), ValueError, r"\[0, 1\)"),
+    (lambda: fnn.Dropout(float("nan")), ValueError, r"\[0, 1\)"),
+    (lambda: fnn.Linear(2.5, 3), ValueError, "in_features must be a positive integer"),
+    (lambda: fnn.Linear(3, True), ValueError, "out_features must be a positive integer"),
+    (lambda: fnn.Sequential(fnn.Linear(2, 2), seed="x"), ValueError, "seed must be"),
+    (lambda: fnn.Sequential(fnn.Linear(2, 2), seed=-1), ValueError, "seed must be"),
+    (lambda: fnn.Sequential(fnn.Linear(2, 2), "relu"), TypeError, "layer 1 must be a fastnn"),
+    (lambda: fnn.Sequential(fnn.ReLU), TypeError, "layer 0 must be a fastnn"),
+    (lambda: fnn.HuberLoss(delta=float("nan")), ValueError, "delta must be > 0"),
+    (lambda: fnn.CrossEntropyLoss(weight=[1, -2, 1]), ValueError, "weight must be finite"),
+    (lambda: fnn.CrossEntropyLoss(weight=[1, np.nan]), ValueError, "weight must be finite"),
+    (lambda: fnn.BCEWithLogitsLoss(pos_weight=[-1.0]), ValueError, "pos_weight must be"),
+    (lambda: fnn.CrossEntropyLoss(reduction="none"), ValueError, "reduction='mean'"),
+])
+def test_bad_constructor_arguments(make, exc, fragment):
+    with pytest.raises(exc, match=fragment):
+        make()
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda p: fnn.SGD(p, lr="a"), "Invalid learning rate: 'a'"),
+    (lambda p: fnn.SGD(p, lr=None), "Invalid learning rate: None"),
+    (lambda p: fnn.Adam(p, betas=(0.9,)), "Invalid betas"),
+    (lambda p: fnn.Adam(p, betas=0.9), "Invalid betas"),
+    (lambda p: fnn.Adam(p, eps=float("nan")), "Invalid epsilon"),
+    (lambda p: fnn.RMSprop(p, momentum=1.5), "Invalid momentum"),
+    (lambda p: fnn.SGD(p, momentum=0.5, dampening=float("nan")), "Invalid dampening"),
+    (lambda p: setattr(fnn.SGD(p), "lr", float("nan")), "Invalid learning rate: nan"),
+    (lambda p: setattr(fnn.SGD(p), "lr", -1.0), "Invalid learning rate: -1"),
+    (lambda p: fnn.Adam(p).load_state_dict({"a": 1}), "not an optimizer state_dict"),
+    (lambda p: fnn.Adam(p).load_state_dict([1]), "not an optimizer state_dict"),
+])
+def test_bad_optimizer_arguments_more(model, make, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        make(model.parameters())
+
+
+@pytest.mark.parametrize("kw, exc, fragment", [
+    (dict(validation_split="a"), ValueError, "validation_split"),
+    (dict(validation_split=float("nan")), ValueError, "validation_split"),
+    (dict(validation_data=(X(3), y(3), y(3))), ValueError, "validation_data must be a tuple"),
+    (dict(validation_data=(X(3, 5), y(3))), ValueError, "expects 64 features, got 5"),
+    (dict(callbacks=[3]), TypeError, r"callbacks\[0\] must be a fastnn Callback"),
+    (dict(callbacks=3), TypeError, r"callbacks\[0\] must be a fastnn Callback"),
+    (dict(seed="a"), ValueError, "seed must be an integer"),
+    (dict(seed=-1), ValueError, "seed must be >= 0"),
+    (dict(epochs=True), ValueError, "epochs must be an integer"),
+    (dict(loss=3), ValueError, "unknown loss 3"),
+    (dict(optimizer=3), ValueError, "unknown optimizer 3"),
+])
+def test_bad_fit_arguments_more(model, kw, exc, fragment):
+    before = model.flat_params.copy()
+    with pytest.raises(exc, match=fragment):
+        fit(model, X(), y(), **kw)
+    np.testing.assert_array_equal(model.flat_params, before)
+
+
+@pytest.mark.parametrize("Xb, yb, exc, fragment", [
+    (X(), y(99), ValueError, r"inconsistent numbers of samples: \[100, 99\]"),
+    (np.full((100, 64), np.nan), y(), ValueError, "Input X contains NaN"),
+    (X(), np.full(100, np.inf), ValueError, "Input y contains infinity"),
+    (X(), y() + 0.5, ValueError, "labels must be integers, got 0.5"),
+    (X(), y() * 1e20, ValueError, "labels must be integers"),        # beyond int64
+    (X(), y() + 10, IndexError, "out of bounds for 10 classes"),
+    (X(), None, TypeError, "y must hold real numbers"),
+    (X(0), y(0), ValueError, "0 sample"),
+])
+def test_bad_train_step_inputs_change_nothing(model, Xb, yb, exc, fragment):
+    opt = fnn.Adam(model.parameters())
+    before = model.flat_params.copy()
+    with pytest.raises(exc, match=fragment):
+        model.train_step(Xb, yb, fnn.CrossEntropyLoss(), opt)
+    np.testing.assert_array_equal(model.flat_params, before)
+    assert opt.step_count == 0
+
+
+def test_train_step_loss_and_optimizer_types(model):
+    with pytest.raises(TypeError, match="optimizer must be a fastnn Optimizer"):
+        model.train_step(X(), y(), fnn.CrossEntropyLoss(), "adam")
+    with pytest.raises(ValueError, match="unknown loss"):
+        model.train_step(X(), y(), "nope", fnn.SGD(model.parameters()))
+    assert model.train_step(X(), y(), "cross_entropy", fnn.SGD(model.parameters())) > 0
+
+
+@pytest.mark.parametrize("call, exc, fragment", [
+    (lambda: fnn.MSELoss()(np.zeros((2, 1), f32), [np.nan, 0]), ValueError,
+     "target contains NaN"),
+    (lambda: fnn.MSELoss()(np.zeros((2, 1), f32), [np.inf, 0]), ValueError,
+     "target contains infinity"),
+    (lambda: fnn.MSELoss()(np.zeros((2, 1), f32), ["a", "b"]), TypeError, "real numbers"),
+    (lambda: fnn.MSELoss()(np.zeros((0, 1), f32), np.zeros(0)), ValueError, "0 sample"),
+    (lambda: fnn.HuberLoss()(np.zeros((2, 2), f32), np.zeros((2, 3))), ValueError,
+     "does not match"),
+    (lambda: fnn.BCEWithLogitsLoss()(np.zeros((2, 1), f32), [0, 3]), ValueError,
+     r"targets must be in \[0, 1\], got 3"),
+    (lambda: fnn.BCEWithLogitsLoss()(np.zeros((2, 1), f32), [0, -0.5]), ValueError,
+     r"targets must be in \[0, 1\]"),
+    (lambda: fnn.CrossEntropyLoss()(np.zeros((2, 3), f32), [0, 1e30]), ValueError,
+     "labels must be integers"),
+    (lambda: fnn.CrossEntropyLoss()(np.zeros(3, f32), [0]), ValueError, "must be 2-D"),
+    (lambda: fnn.CrossEntropyLoss(weight=[1, 2])(np.zeros((2, 3), f32), [0, 1]), ValueError,
+     "weight must have 3 elements"),
+    (lambda: fnn.BCEWithLogitsLoss(pos_weight=[1, 2, 3])(np.zeros((2, 1), f32), [0, 1]),
+     ValueError, "pos_weight must have 1 elements"),
+])
+def test_bad_loss_inputs(call, exc, fragment):
+    with pytest.raises(exc, match=fragment):
+        call()
+
+
+def test_bce_fit_rejects_targets_outside_0_1_before_training():
+    m = fnn.Sequential(fnn.Linear(64, 1), seed=0)
+    before = m.flat_params.copy()
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 1\]"):
+        fit(m, X(), np.full(100, 2.0), loss="bce_with_logits")
+    np.testing.assert_array_equal(m.flat_params, before)
+
+
+@pytest.mark.parametrize("call, exc, fragment", [
+    (lambda m, d: fnn.save(3, d / "m.fnn"), TypeError, "save expects a fastnn Sequential"),
+    (lambda m, d: fnn.save(m, d / "missing" / "m.fnn"), FileNotFoundError,
+     "directory .* does not exist"),
+    (lambda m, d: fnn.save(m, d), IsADirectoryError, "it is a directory"),
+    (lambda m, d: fnn.load(d / "missing.fnn"), FileNotFoundError, "missing.fnn"),
+    (lambda m, d: fnn.load(d), IsADirectoryError, "Is a directory"),
+])
+def test_bad_save_load_arguments(model, tmp_path, call, exc, fragment):
+    with pytest.raises(exc, match=fragment):
+        call(model, tmp_path)
+    assert not [f for f in os.listdir(tmp_path) if "fnn-tmp" in f]
+
+
+# ---------------------------------------------------------------- the raw bridge
+def _plan():
+    return core.Plan([{"op": "dense", "in": 4, "out": 3, "w_off": 0, "b_off": 12}])
+
+
+# (name, flag, lr, ...) as the optimizer builds it for a Linear(4, 3): 15 parameters
+SGD_SPEC = tuple(fnn.SGD(fnn.Sequential(fnn.Linear(4, 3)).parameters(), lr=0.1)._plan_spec())
+CE_SPEC = ("cross_entropy", 1.0, None, -100)
+
+
+def _step(params=None, grads=None, x=None, target=None, optim=SGD_SPEC, step=1, work=None):
+    p = _plan()
+    params = np.ones(15, f32) if params is None else params
+    return p.train_step(params, np.zeros(15, f32) if grads is None else grads,
+                        np.ones((2, 4), f32) if x is None else x,
+                        np.array([0, 1]) if target is None else target, CE_SPEC, optim,
+                        step, 0, 0, np.zeros(1000, f32) if work is None else work)
+
+
+BUF = np.zeros(2000, f32)      # one buffer several arguments alias below
+
+
+@pytest.mark.parametrize("call, exc, fragment", [
+    # dtype, type, dimensions, contiguity, strides, writability, aliasing
+    (lambda: core.sgemm(False, False, 1.0, np.ones((2, 2)), np.ones((2, 2), f32), 0.0,
+                        np.ones((2, 2), f32)), TypeError, "A: expected float32, got float64"),
+    (lambda: core.sgemm(False, False, 1.0, [[1.0]], np.ones((1, 1), f32), 0.0,
+                        np.ones((1, 1), f32)), TypeError, "list"),
+    (lambda: core.sgemm(False, False, 1.0, np.ones((4, 2), f32)[::-1], np.ones((2, 2), f32),
+                        0.0, np.ones((4, 2), f32)), ValueError, "unsupported row stride -8"),
+    (lambda: core.sgemm(False, False, 1.0, np.broadcast_to(np.ones(2, f32), (4, 2)),
+                        np.ones((2, 2), f32), 0.0, np.ones((4, 2), f32)), ValueError,
+     "unsupported row stride 0"),
+    (lambda: core.sgemm(False, False, 1.0, np.ones(2, f32), np.ones((2, 2), f32), 0.0,
+                        np.ones((2, 2), f32)), ValueError, "A must be 2-D"),
+    (lambda: core.sgemm(False, False, 1.0, np.ones((2, 2), f32), np.ones((2, 2), f32), 0.0,
+                        _ro(np.ones((2, 2), f32))), ValueError, "read-only"),
+    (lambda: core.dense_forward(np.ones((2, 3), f32), np.ones((2, 4), np.int32),
+                                np.ones((4, 3), f32), None), TypeError, "x: expected float32"),
+    (lambda: core.dense_forward(np.ones((2, 2), f32), np.ones((2, 4), f32),
+                                np.ones((4, 3), f32), None), ValueError, r"y must have shape"),
+    (lambda: core.dense_forward(np.ones((2, 3), f32), np.ones((2, 4), f32),
+                                np.ones((4, 3), f32), np.ones(2, f32)), ValueError,
+     "b must have 3 elements"),
+    (lambda: core.dense_backward(np.ones((2, 4), f32), np.ones((3, 3), f32), None,
+                                 np.ones((2, 3), f32), np.ones((2, 4), f32),
+                                 np.ones((4, 3), f32)), ValueError, "dw must have shape"),
+    (lambda: core.relu_forward(None, np.ones(4, f32)), TypeError, "expected a numpy.ndarray"),
+    (lambda: core.sigmoid_forward(np.ones(2, f32), np.ones(4, f32)[::2]), ValueError,
+     "C-contiguous"),
+    (lambda: core.softmax_forward(np.ones(3, f32), np.ones(3, f32)), ValueError, "2-D"),
+    (lambda: core.mse_loss(_ro(np.ones((2, 1), f32)), np.ones((2, 1), f32),
+                           np.ones((2, 1), f32)), ValueError, "dpred is read-only"),
+    (lambda: core.huber_loss(None, np.ones((2, 1), f32), np.ones((2, 1), f32),
+                             float("nan")), ValueError, "delta must be > 0"),
+    (lambda: core.cross_entropy_loss(None, np.ones((2, 3), f32), np.zeros(2, np.int32), None,
+                                     -100), TypeError, "labels: expected int64, got int32"),
+    (lambda: core.cross_entropy_loss(None, np.ones((2, 3), f32), np.array([0, 3]), None,
+                                     -100), IndexError, "target 3 is out of bounds"),
+    (lambda: core.cross_entropy_loss(None, np.ones((2, 0), f32), np.zeros(2, np.int64), None,
+                                     -100), IndexError, "out of bounds for 0 classes"),
+    (lambda: core.sgd_update(np.ones(4, f32), None, np.ones(4, f32), 1, float("nan"), 0.0,
+                             0.0, 0.0, False), ValueError, "Invalid learning rate: nan"),
+    (lambda: core.adam_update(np.ones(4, f32), np.ones(4, f32), np.ones(4, f32),
+                              np.ones(4, f32), 1, -0.1, 0.9, 0.999, 1e-8, 0.0, False),
+     ValueError, "Invalid learning rate"),
+    (lambda: core.rmsprop_update(np.ones(4, f32), np.ones(4, f32), None, np.ones(4, f32), 1,
+                                 float("inf"), 0.99, 1e-8, 0.0, 0.0), ValueError,
+     "Invalid learning rate: inf"),
+    (lambda: core.adagrad_update(np.ones(4, f32), np.ones(4, f32), np.ones(4, f32), 0, 0.1,
+                                 0.0, 1e-10, 0.0), ValueError, "step must be >= 1"),
+    (lambda: core.adam_update(np.ones(4, f32), np.ones(3, f32), np.ones(4, f32),
+                              np.ones(4, f32), 1, 0.1, 0.9, 0.999, 1e-8, 0.0, False),
+     ValueError, "m has 3 elements"),
+    (lambda: core.dropout_forward(np.ones(4, f32), np.ones(4, f32), float("nan"), 1),
+     ValueError, "dropout probability"),
+    (lambda: core.set_num_threads(-1), ValueError, "invalid argument"),
+    # Plan: specs, sizes, aliasing of the buffers it writes, hyperparameters
+    (lambda: core.Plan([]), ValueError, "at least one layer"),
+    (lambda: core.Plan([{"op": "relu"}]), ValueError, "plan layer 0 must be a dict with keys"),
+    (lambda: core.Plan(["relu"]), ValueError, "plan layer 0 must be a dict"),
+    (lambda: core.Plan([{"op": "conv", "in": 3, "out": 3}]), ValueError, "unknown plan op"),
+    (lambda: core.Plan([{"op": "relu", "in": 0, "out": 0}]), ValueError, "invalid size"),
+    (lambda: core.Plan([{"op": "relu", "in": 3, "out": 3}, {"op": "relu", "in": 4, "out": 4}]),
+     ValueError, "invalid size"),
+    (lambda: core.Plan([{"op": "dense", "in": 2**40, "out": 2**40, "w_off": 0}]), ValueError,
+     "invalid size"),
+    (lambda: core.Plan([{"op": "dropout", "in": 3, "out": 3, "param": 1.0}]), ValueError,
+     "invalid argument"),
+    (lambda: _plan().workspace_size(-1), ValueError, "invalid size"),
+    (lambda: _plan().forward(np.ones((2, 3), f32), np.ones(5, f32), np.ones((2, 4), f32),
+                             np.ones(100, f32)), ValueError, "invalid size"),
+    (lambda: _plan().forward(np.ones((2, 3), f32), np.ones(15, f32), np.ones((2, 4), f32),
+                             np.ones(1, f32)), ValueError, "invalid argument"),
+    (lambda: _plan().forward(np.ones((2, 3), f32), BUF[:15], np.ones((2, 4), f32), BUF),
+     ValueError, "work must not share memory with params"),
+    (lambda: _plan().forward(np.ones((2, 3), f32), np.ones(15, f32),
+                             BUF[:8].reshape(2, 4), BUF), ValueError,
+     "work must not share memory with x"),
+    (lambda: _plan().forward(np.ones((2, 5), f32), np.ones(15, f32), np.ones((2, 4), f32),
+                             np.ones(100, f32)), ValueError, r"out must have shape \(2, 3\)"),
+    (lambda: _step(grads=BUF[:15], x=BUF[8:16].reshape(2, 4)), ValueError,
+     "grads must not share memory with x"),
+    (lambda: _step(x=BUF[:8].reshape(2, 4), work=BUF), ValueError,
+     "work must not share memory with x"),
+    (lambda: _step(grads=BUF[:15], work=BUF), ValueError, "grads must not share memory with work"),
+    (lambda: _step(params=BUF[:15], target=np.array([0, 7])), IndexError,
+     "target 7 is out of bounds for 3 classes"),
+    (lambda: _step(step=0), ValueError, "step must be >= 1"),
+    (lambda: _step(optim=("sgd", 0, float("nan")) + SGD_SPEC[3:]), ValueError,
+     "Invalid learning rate: nan"),
+    (lambda: _step(optim=("lbfgs",) + SGD_SPEC[1:]), ValueError, "unknown optimizer 'lbfgs'"),
+    (lambda: _step(optim=("adam",) + SGD_SPEC[1:]), ValueError, "invalid argument"),
+    (lambda: _step(target=np.array([0])), ValueError, r"labels must have shape \(2,\)"),
+    (lambda: _step(x=np.ones((2, 5), f32)), ValueError, "x has 5 features, the plan expects 4"),
+])
+def test_bridge_rejects_bad_arguments(call, exc, fragment):
+    BUF[...] = 0.5
+    with pytest.raises(exc, match=fragment):
+        call()
+    assert np.all(BUF == 0.5)          # nothing was written before the error

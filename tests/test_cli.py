@@ -32,3 +32,221 @@ def test_module_subprocess():
                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "test accuracy:" in res.stdout
+
+
+# ------------------------------------------------------------ train / predict
+import csv  # noqa: E402
+import io  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import fastnn as fnn  # noqa: E402
+
+ANIMALS = ["cat", "dog", "emu"]
+
+
+def _write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture
+def blobs(tmp_path):
+    """150 rows, 3 well-separated classes with text labels, features on very
+    different scales (standardisation matters), target column in the middle."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 50)
+    X = rng.standard_normal((150, 3)) + 4 * np.eye(3)[y]
+    X[:, 2] = X[:, 2] * 1000 + 5000
+    rows = [[f"{a:.6g}", ANIMALS[k], f"{b:.6g}", f"{c:.6g}"] for (a, b, c), k in zip(X, y)]
+    return _write_csv(tmp_path / "blobs.csv", ["a", "label", "b", "c"], rows), X, y
+
+
+def _train(tmp_path, data, *extra):
+    out = str(tmp_path / "m.fnn")
+    assert main(["train", data, "--out", out, "--seed", "0", *extra]) == 0
+    return out
+
+
+def test_train_predict_classification(tmp_path, blobs, capsys):
+    data, X, y = blobs
+    model_path = _train(tmp_path, data, "--target", "label", "--hidden", "16", "--epochs", "15",
+                        "--lr", "0.01")
+    out = capsys.readouterr().out
+    assert "classification of 'label' (3 classes)" in out and "120 train / 30 validation" in out
+    assert out.count("Epoch ") == 15 and "val_accuracy" in out     # piped: plain lines
+    assert float(re.search(r"validation accuracy: ([0-9.]+)", out).group(1)) >= 0.9
+    model = fnn.load(model_path)
+    meta = model.metadata
+    assert meta["classes"] == ANIMALS and meta["features"] == ["a", "b", "c"]
+    np.testing.assert_allclose(meta["std"][2], X[:, 2].std(), rtol=0.2)   # training part
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", model_path, data, "--out", str(preds), "--proba"]) == 0
+    with open(preds, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["label", "proba_cat", "proba_dog", "proba_emu"]
+    labels = [r[0] for r in rows[1:]]
+    assert len(labels) == 150 and set(labels) <= set(ANIMALS)
+    assert np.mean(np.array(labels) == np.array(ANIMALS)[y]) >= 0.9
+    proba = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    # the saved scaling is applied: the same as predicting the standardised rows
+    Xs = ((X - meta["mean"]) / meta["std"]).astype(np.float32)
+    np.testing.assert_allclose(proba, model.predict_proba(Xs), rtol=1e-5, atol=1e-6)
+
+
+def test_predict_to_stdout_columns_in_any_order(tmp_path, blobs, capsys):
+    data, X, y = blobs
+    model_path = _train(tmp_path, data, "--target", "label", "--epochs", "3", "--quiet")
+    capsys.readouterr()
+    shuffled = _write_csv(tmp_path / "new.csv", ["c", "b", "a"],
+                          [[X[i, 2], X[i, 1], X[i, 0]] for i in range(5)])
+    assert main(["predict", model_path, shuffled]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "label" and len(lines) == 6 and set(lines[1:]) <= set(ANIMALS)
+
+
+def test_train_regression_inferred(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 2))
+    y = 50 + 10 * X[:, 0] - 5 * X[:, 1]
+    data = _write_csv(tmp_path / "r.csv", ["x1", "x2", "price"],
+                      np.column_stack([X, y]).tolist())
+    model_path = _train(tmp_path, data, "--target", "price", "--epochs", "40", "--hidden",
+                        "32", "--lr", "0.01", "--batch-size", "16")
+    out = capsys.readouterr().out
+    assert "regression of 'price'" in out
+    assert float(re.search(r"R\^2: ([-0-9.]+)", out).group(1)) > 0.95
+    assert main(["predict", model_path, data]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pred = np.array([float(v) for v in lines[1:]])
+    assert lines[0] == "price" and np.sqrt(np.mean((pred - y) ** 2)) < 2.0  # original units
+    assert main(["predict", model_path, data, "--proba"]) == 2
+    assert "--proba needs a classification model" in capsys.readouterr().err
+
+
+def test_task_inference_and_override(tmp_path, capsys):
+    from fastnn.__main__ import infer_task
+    assert infer_task(np.array([0., 1, 1, 0, 2, 2])) == "classification"
+    assert infer_task(np.array(["a", "b"])) == "classification"
+    assert infer_task(np.array([0.5, 1.5, 0.5, 1.5])) == "regression"
+    assert infer_task(np.arange(100.0)) == "regression"     # many distinct integers
+    rows = [[i % 7, float(i % 3)] for i in range(60)]
+    data = _write_csv(tmp_path / "t.csv", ["x", "y"], rows)
+    _train(tmp_path, data, "--target", "y", "--epochs", "1", "--quiet",
+           "--task", "regression")
+    assert "regression of 'y'" in capsys.readouterr().out
+    _train(tmp_path, data, "--target", "y", "--epochs", "1", "--quiet")
+    assert "classification of 'y' (3 classes)" in capsys.readouterr().out
+    assert fnn.load(str(tmp_path / "m.fnn")).metadata["classes"] == [0, 1, 2]
+
+
+def test_npz_and_npy_input(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((80, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    model_path = _train(tmp_path, str(tmp_path / "d.npz"), "--epochs", "2", "--quiet")
+    assert main(["predict", model_path, str(tmp_path / "d.npz")]) == 0
+    np.save(tmp_path / "d.npy", np.column_stack([X, y]))
+    model_path = _train(tmp_path, str(tmp_path / "d.npy"), "--epochs", "2", "--quiet",
+                        "--val-split", "0")
+    assert main(["predict", model_path, str(tmp_path / "d.npy")]) == 0   # target dropped
+    out = capsys.readouterr().out
+    assert "(2 classes) on " + str(tmp_path / "d.npz") in out
+    assert "64 train / 16 validation" in out and "80 train / 0 validation" in out
+    lines = out.splitlines()
+    assert lines[-81] == "4" and len(lines[-80:]) == 80      # header = target index
+
+
+def test_progress_bar_on_a_terminal(tmp_path, blobs, monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr("sys.stdout", tty)
+    _train(tmp_path, blobs[0], "--target", "label", "--epochs", "2", "--batch-size", "8")
+    text = tty.getvalue()
+    assert "\rEpoch 1/2 [==============================] 15/15 " in text
+    assert "\rEpoch 2/2 [" in text and "val_accuracy" in text
+
+
+def test_train_plot(tmp_path, blobs, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "loss.png"
+    _train(tmp_path, blobs[0], "--target", "label", "--epochs", "3", "--quiet",
+           "--plot", str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("content,args,message", [
+    (None, ["--target", "label"], "file not found"),
+    ("", ["--target", "label"], "is empty"),
+    ("a,label\n", ["--target", "label"], "no data rows"),
+    ("a,label\n1,x\n", ["--target", "nope"], "target column 'nope' not found in .*; columns: "
+                                            "a, label"),
+    ("a,label\n1,x\n", [], "--target is required"),
+    ("a,b,label\n1,oops,x\n2,3,y\n", ["--target", "label"],
+     "non-numeric feature column 'b' .*'oops' at line 2"),
+    ("a,label\n1,x\n,y\n", ["--target", "label"], "'a' .*a missing value at line 3"),
+    ("a,label\n1,x\n2\n", ["--target", "label"], "line 3: 1 fields, but the header has 2"),
+    ("a,label\n1,x\n2,x\n", ["--target", "label"], "single value"),
+    ("a,label\n1,x\n2,y\n", ["--target", "label", "--task", "regression"], "not numeric"),
+])
+def test_train_errors(tmp_path, capsys, content, args, message):
+    path = tmp_path / "data.csv"
+    if content is not None:
+        path.write_text(content)
+    assert main(["train", str(path), "--out", str(tmp_path / "m.fnn"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn train: error: ") and err.count("\n") == 1
+    assert re.search(message, err), err
+    assert not (tmp_path / "m.fnn").exists()
+
+
+def test_predict_errors(tmp_path, blobs, capsys):
+    data = blobs[0]
+    assert main(["predict", str(tmp_path / "none.fnn"), data]) == 2
+    assert "file not found" in capsys.readouterr().err
+    (tmp_path / "bad.fnn").write_bytes(b"not a model")
+    assert main(["predict", str(tmp_path / "bad.fnn"), data]) == 2
+    assert "not a fastnn model file" in capsys.readouterr().err
+    model_path = _train(tmp_path, data, "--target", "label", "--epochs", "1", "--quiet")
+    other = _write_csv(tmp_path / "o.csv", ["a", "b"], [[1, 2]])
+    assert main(["predict", model_path, other]) == 2
+    assert "lacks the feature column(s) c" in capsys.readouterr().err
+
+
+def test_subprocess_error_is_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-m", "fastnn", "train", str(tmp_path / "x.csv"),
+                          "--target", "y"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == f"fastnn train: error: file not found: {tmp_path / 'x.csv'}"
+
+
+# ------------------------------------------------------------------- bench
+def test_bench_builtin(capsys):
+    assert main(["bench", "--builtin", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "| work | fastnn (C) | NumPy ref | C vs NumPy |" in out
+    assert re.search(r"\| epoch digits .* \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+× \|", out)
+
+
+def test_bench_uses_compare_script(tmp_path, monkeypatch, capsys):
+    import fastnn.__main__ as cli
+    script = tmp_path / "compare.py"
+    script.write_text("def main(argv=None):\n    print('COMPARE', argv)\n    return 0\n")
+    monkeypatch.setattr(cli, "_compare_script", lambda: script)
+    assert main(["bench", "--quick", "--threads", "1"]) == 0
+    assert "COMPARE ['--quick', '--threads', '1']" in capsys.readouterr().out
+    script.write_text("def main(:\n")                # unreadable: fall back to the built-in
+    monkeypatch.setattr(cli, "builtin_bench", lambda quick: print("BUILTIN", quick) or 0)
+    assert main(["bench"]) == 0
+    captured = capsys.readouterr()
+    assert "BUILTIN False" in captured.out and "cannot run" in captured.err

@@ -2,8 +2,9 @@
 
 The oracle is a float64 NumPy product; the error bound scales with K:
 |C - C_ref| <= 4 (K + 2) 2^-24 (|alpha| |A||B| + |beta| |C0|) + tiny.
-Shapes sweep the edges of every kernel's register tile (MR 4/6/8, NR 16/32)
-and cache blocks (MC 192, KC 256), both the direct and packed paths, all
+Shapes sweep the edges of every kernel's register tile (MR 4/6/8, NR 8/16/32)
+and cache blocks (MC 128/144/192, KC 256/512), the direct, packed and
+packed-B-only paths, all
 four transpose combinations, padded and unaligned operands, alpha/beta,
 NaN/Inf, and thread counts. ``test_every_isa`` re-runs this module in a
 subprocess once per ``FASTNN_ISA`` value so every kernel is exercised.
@@ -91,9 +92,10 @@ def threads():
 
 # ----------------------------------------------------------------- shapes
 
-# MR +-1 (4, 6, 8), NR +-1 (16, 32), 2 NR +- 1, MC +-1 (192), KC +-1 (256)
+# Tiles: generic 4x8, avx2 6x16, avx512 8x32. Blocks: MC 128/192/144,
+# KC 256/256/512. Each +-1, plus 2 NR +- 1.
 EDGES = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65,
-         127, 128, 129, 191, 192, 193, 255, 256, 257]
+         127, 128, 129, 143, 144, 145, 191, 192, 193, 255, 256, 257, 511, 512, 513]
 
 
 @pytest.mark.parametrize("ta,tb", TRANS)
@@ -120,6 +122,7 @@ def test_small_cube(rng, ta, tb):
     (784, 256, 128), (256, 128, 32), (128, 10, 128),    # weight grads X^T.dY shapes
     (128, 784, 256), (32, 128, 10), (128, 10, 128),     # input grads dY.W^T shapes
     (65, 600, 513),                                     # B > 1 MiB: packed even for NN
+    (600, 700, 520), (1100, 40, 600),                   # packed A and B; A^T with M > 1024
     (300, 97, 1031), (97, 1031, 255), (520, 70, 300),   # across MC, KC, NC splits
     (1, 1000, 300), (1000, 1, 300), (300, 300, 1),
 ])

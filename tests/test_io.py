@@ -139,3 +139,65 @@ def test_save_keeps_permissions_of_existing_file(model, tmp_path):
     os.chmod(path, 0o600)
     model.save(path)
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def _crafted(header_bytes, payload=b""):
+    """A file with a valid prefix and checksum around an arbitrary header."""
+    import hashlib
+    body = io._PREFIX.pack(io.MAGIC, io.FORMAT_VERSION, len(header_bytes)) + header_bytes + payload
+    return body + hashlib.sha256(body).digest()
+
+
+@pytest.mark.parametrize("header, reason", [
+    # a huge architecture with a tiny payload: rejected before any allocation
+    (b'{"layers": [{"class": "Linear", "config": {"in_features": 1000000, '
+     b'"out_features": 1000000}}], "parameters": [{"name": "0.weight", "offset": 0, '
+     b'"shape": [1000000, 1000000]}, {"name": "0.bias", "offset": 1000000000000, '
+     b'"shape": [1000000]}], "num_parameters": 1000001000000}', "expected 4000004000000 bytes"),
+    (b"[" * 100000 + b"]" * 100000, "invalid header"),          # RecursionError in json
+    (b'["not", "an", "object"]', "invalid header"),
+    (b'{"layers": "Linear", "parameters": [], "num_parameters": 0}', "invalid header"),
+    (b'{"layers": [], "parameters": [], "num_parameters": 0}', "architecture"),
+    (b'\xff\xfe not utf-8', "invalid header"),
+    (b'{"layers": [{"class": "Linear", "config": {"in_features": -1, "out_features": 2}}], '
+     b'"parameters": [], "num_parameters": 0}', "configuration"),
+])
+def test_crafted_headers_raise_format_error(tmp_path, header, reason):
+    path = tmp_path / "x.fnn"
+    path.write_bytes(_crafted(header))
+    with pytest.raises(fnn.FormatError, match=reason):
+        fnn.load(path)
+
+
+def test_temp_files_are_named_recognisably(model, tmp_path, monkeypatch):
+    """The temporary file is .<name>.fnn-tmp-<pid>-XXXX in the target's directory."""
+    seen = []
+    real = io.os.replace
+
+    def spy(src, dst):
+        seen.append(os.path.basename(src))
+        return real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", spy)
+    model.save(tmp_path / "m.fnn")
+    assert seen[0].startswith(f".m.fnn.fnn-tmp-{os.getpid()}-")
+
+
+def test_truncation_everywhere_and_many_flips(model, tmp_path):
+    """§6c: 200 truncation offsets and 1,000 random bit flips: every load raises FormatError."""
+    path = tmp_path / "m.fnn"
+    model.save(path)
+    data = path.read_bytes()
+    rng = np.random.default_rng(1)
+    bad = tmp_path / "bad.fnn"
+    cuts = np.unique(np.concatenate([np.arange(0, 100), rng.integers(0, len(data), 100)]))
+    for cut in cuts:
+        bad.write_bytes(data[:cut])
+        with pytest.raises(fnn.FormatError):
+            fnn.load(bad)
+    for _ in range(1000):
+        flipped = bytearray(data)
+        flipped[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
+        bad.write_bytes(bytes(flipped))
+        with pytest.raises(fnn.FormatError):
+            fnn.load(bad)

@@ -208,9 +208,11 @@ def test_plan_rejects_bad_specs():
     params, grads = np.zeros(5, np.float32), np.zeros(5, np.float32)   # too short: 9 needed
     work = np.zeros(plan.workspace_size(4), np.float32)
     x, t = np.zeros((4, 2), np.float32), np.zeros((4, 3), np.float32)
-    with pytest.raises(ValueError):
-        plan.train_step(params, grads, x, t, ("mse", 0.0, None, -100),
-                        ("sgd", 0, 0.1, 0, 0, 0, 0, 0, 0, 0, 0, None, None), 1, 0, 1, work)
+    sgd = ("sgd", 0, 0.1, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, None, None)
+    with pytest.raises(ValueError, match="invalid size"):
+        plan.train_step(params, grads, x, t, ("mse", 0.0, None, -100), sgd, 1, 0, 1, work)
+    big, gbig = np.zeros(9, np.float32), np.zeros(9, np.float32)
+    plan.train_step(big, gbig, x, t, ("mse", 0.0, None, -100), sgd, 1, 0, 1, work)  # fits
     with pytest.raises(ValueError, match="features"):
         plan.forward(np.zeros((4, 3), np.float32), np.zeros(9, np.float32),
                      np.zeros((4, 5), np.float32), work)

@@ -69,7 +69,7 @@ def test_loss_falls_and_history_keys():
     model = fnn.Sequential(fnn.Linear(64, 32), fnn.ReLU(), fnn.Linear(32, 10))
     h = model.fit(X[:1000], y[:1000], loss="cross_entropy", epochs=5, verbose=0,
                   validation_data=(X[1000:], y[1000:]))
-    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert h.epoch == [0, 1, 2, 3, 4]
     losses = h.history["loss"]
     assert all(b < a for a, b in zip(losses, losses[1:]))
@@ -118,7 +118,7 @@ def test_custom_callback_and_stop_training():
     model = fnn.Sequential(fnn.Linear(2, 2))
     h = model.fit(X, y, loss="cross_entropy", epochs=10, callbacks=[Stopper()], verbose=0)
     assert [e for e, _ in seen] == [0, 1, 2] and len(h.epoch) == 3
-    assert seen[0][1] == ["accuracy", "loss"]
+    assert seen[0][1] == ["accuracy", "loss", "lr"]
 
 
 def test_progress_line(capsys):

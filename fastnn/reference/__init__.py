@@ -16,7 +16,8 @@ from .dropout import dropout_backward, dropout_forward, dropout_key
 from .gemm import sgemm
 from .losses import (bce_with_logits_loss, cross_entropy_loss, huber_loss, mae_loss,
                      mse_loss)
-from .optim import adagrad_update, adam_update, rmsprop_update, sgd_update
+from .optim import (adagrad_update, adam_update, clip_grad_norm, rmsprop_update,
+                    sgd_update)
 
 NAME = "numpy"
 

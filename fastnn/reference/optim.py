@@ -7,6 +7,8 @@ Python floats (double); array math stays in the arrays' dtype.
 """
 import math
 
+import numpy as np
+
 
 def _check(step, **buffers):
     if step < 1:
@@ -75,3 +77,18 @@ def adagrad_update(params, sum, grads, step, lr, lr_decay, eps, weight_decay):
     sum += g * g
     if lr != 0:
         params -= lr / (1 + (step - 1) * lr_decay) * g / (sum ** 0.5 + eps)
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale grads in place so that ||grads||_2 <= max_norm; return the norm before.
+
+    PyTorch's clip_grad_norm_: coef = max_norm / (norm + 1e-6); the gradients are
+    multiplied by coef when it is below 1. The norm is taken in float64.
+    """
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    norm = math.sqrt(float(np.sum(np.square(grads, dtype=np.float64))))
+    coef = max_norm / (norm + 1e-6)
+    if not coef >= 1.0:
+        grads *= grads.dtype.type(coef)
+    return norm

@@ -124,6 +124,27 @@ int main(void) {
                 check(t >> 1, t & 1, 9, 33, 0, alphas[ia], betas[ib], 0, betas[ib] == 0.0f, 0);
                 cases += 2;
             }
+    /* calls from inside a parallel region (run serially, no shared buffers) */
+    {
+        const int64_t M = 130, N = 300, K = 257;
+        float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+        float *c0 = malloc(sizeof(float) * M * N), *c1 = malloc(sizeof(float) * 4 * M * N);
+        for (int64_t i = 0; i < M * K; i++) a[i] = frand();
+        for (int64_t i = 0; i < K * N; i++) b[i] = frand();
+        fnn_sgemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c0, N);
+        int nested_bad = 0;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(4) reduction(+:nested_bad)
+#endif
+        for (int t = 0; t < 4; t++) {
+            float *c = c1 + (int64_t)t * M * N;
+            if (fnn_sgemm(0, 1, M, N, K, 1.0f, a, K, b, K, 0.0f, c, N) != FNN_OK) nested_bad++;
+            if (memcmp(c, c0, sizeof(float) * (size_t)(M * N)) != 0) nested_bad++;
+        }
+        if (nested_bad) { failures++; printf("FAIL nested/concurrent calls\n"); }
+        cases++;
+        free(a); free(b); free(c0); free(c1);
+    }
     /* errors: negative size, small ld */
     float x = 0.0f;
     if (fnn_sgemm(0, 0, -1, 1, 1, 1.0f, &x, 1, &x, 1, 0.0f, &x, 1) != FNN_ERR_SIZE) failures++;
