@@ -47,6 +47,9 @@ fnn_status fnn_set_num_threads(int n);
 /* 1 if the core was compiled with OpenMP, else 0. */
 int fnn_has_openmp(void);
 
+/* 1 if the n floats at x are all finite (no NaN, no +-Inf), else 0. */
+int fnn_all_finite(const float *x, int64_t n);
+
 /* ------------------------------------------------------------------- gemm */
 /* C = alpha * op(A) * op(B) + beta * C, with op(X) = X or X^T.
    op(A) is (M, K), op(B) is (K, N), C is (M, N); all row-major with leading

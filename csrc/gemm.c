@@ -26,7 +26,8 @@
  *
  * Threads: one below 2 MFLOP (fork/join costs ~1-100 us, notes/gemm.md);
  * otherwise C is split into row or column slabs (N in NR multiples when
- * there are >= 2 slabs per thread, else M in MR multiples), each thread
+ * there are >= 2 slabs per thread, else M in MR multiples; M first when A
+ * is transposed), each thread
  * packing its own panels. K is never split and every element is summed
  * over k in the same order by the same kernel whatever its tile, so the
  * result is bitwise identical for every thread count.
@@ -341,9 +342,13 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     double flops = 2.0 * (double)mnk;
     int nt = flops < GEMM_PAR_MIN_FLOPS ? 1 : fnn__threads_for(flops);
 
-    /* Split: slabs of C over N (in NR multiples) or over M (in MR multiples). */
+    /* Split: slabs of C over N (in NR multiples) or over M (in MR multiples).
+       A^T (the weight-gradient shapes) splits over M when there are >= 2
+       row slabs per thread: each thread then reads only its columns of A^T
+       (measured 1.2-2x faster at 2 threads than an N split). */
     int64_t units_n = (N + NR - 1) / NR, units_m = (M + MR - 1) / MR;
-    int split_n = units_n >= 2 * (int64_t)nt || units_n >= units_m;
+    int split_n = ta ? units_m < 2 * (int64_t)nt
+                     : (units_n >= 2 * (int64_t)nt || units_n >= units_m);
     int64_t units = split_n ? units_n : units_m;
     if (nt > units) nt = (int)units;
     if (nt < 1) nt = 1;

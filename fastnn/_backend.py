@@ -19,7 +19,7 @@ _default = "c"
 
 # Every backend exposes exactly these functions (tests check both).
 FUNCTIONS = (
-    "get_num_threads", "set_num_threads",
+    "get_num_threads", "set_num_threads", "all_finite",
     "sgemm",
     "dense_forward", "dense_backward",
     "relu_forward", "relu_backward",

@@ -36,6 +36,7 @@ cdef extern from "fastnn.h" nogil:
                          const float *B, int64_t ldb,
                          float beta, float *C, int64_t ldc)
     const char *fnn_sgemm_kernel_name()
+    int fnn_all_finite(const float *x, int64_t n)
     fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
                                  const float *b, int64_t N, int64_t IN, int64_t OUT)
     fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
@@ -240,6 +241,17 @@ def has_openmp():
 def sgemm_kernel_name():
     """Name of the GEMM micro-kernel chosen at import."""
     return fnn_sgemm_kernel_name().decode()
+
+
+def all_finite(x):
+    """True if the float32 C-contiguous array x holds no NaN or infinity."""
+    cdef cnp.ndarray a = _arr(x, "x", False)
+    cdef const float *p = <const float *>cnp.PyArray_DATA(a)
+    cdef int64_t n = cnp.PyArray_SIZE(a)
+    cdef int ok
+    with nogil:
+        ok = fnn_all_finite(p, n)
+    return bool(ok)
 
 
 # ------------------------------------------------------------------ gemm
@@ -845,72 +857,131 @@ cdef class Plan:
                             <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw))
         _raise(s, "Plan.forward")
 
-    def train_step(self, params, grads, x, target, loss, optim, long long step,
-                   seed, long long counter, work):
-        """One fused training step; returns the loss (before the update).
+    def bind(self, params, grads, loss, optim):
+        """A :class:`Step`: this plan bound to its flat buffers, loss and optimizer.
 
         loss: (name, delta, weight or None, ignore_index).
         optim: (name, flag, lr, weight_decay, eps, momentum, dampening, beta1, beta2,
         alpha, lr_decay, max_grad_norm (0: no clipping), state0 or None, state1 or None).
         """
-        cdef cnp.ndarray ax = _pred2d(x, "x"), aw = _arr(work, "work", True)
-        cdef cnp.ndarray ap = _arr(params, "params", True), ag = _arr(grads, "grads", True)
-        cdef int64_t N = ax.shape[0], P = cnp.PyArray_SIZE(ap)
-        cdef int64_t D = self.layers[self.n_layers - 1].out
-        if ax.shape[1] != self.layers[0].in_:
-            raise ValueError(f"x has {ax.shape[1]} features, the plan expects "
-                             f"{self.layers[0].in_}")
-        if cnp.PyArray_SIZE(ag) != P:
-            raise ValueError(f"grads has {cnp.PyArray_SIZE(ag)} elements, params has {P}")
-        cdef fnn_loss ld
+        return Step(self, params, grads, loss, optim)
+
+    def train_step(self, params, grads, x, target, loss, optim, long long step,
+                   seed, long long counter, work):
+        """One fused training step; returns the loss (before the update).
+        ``bind(params, grads, loss, optim).run(x, target, step, seed, counter, work)``."""
+        return Step(self, params, grads, loss, optim).run(x, target, step, seed, counter, work)
+
+
+cdef enum:
+    N_WRITTEN = 4   # params, grads, state0, state1
+
+
+cdef class Step:
+    """A Plan bound to params, grads, loss and optimizer (all checked once here).
+
+    ``run`` then checks only the batch and the workspace -- type, shape, no
+    overlap with any buffer the step writes -- and makes the one C call, so a
+    fused step costs about a microsecond of Python. Rebind when a
+    hyperparameter changes.
+    """
+    cdef Plan plan
+    cdef object keep
+    cdef fnn_loss ld
+    cdef fnn_optim od
+    cdef cnp.ndarray ap, ag
+    cdef int64_t P, D
+    cdef bint labels
+    cdef char *lo[N_WRITTEN]
+    cdef char *hi[N_WRITTEN]
+
+    def __cinit__(self, Plan plan, params, grads, loss, optim):
+        self.plan = plan
+        self.ap = _arr(params, "params", True)
+        self.ag = _arr(grads, "grads", True)
+        self.P = cnp.PyArray_SIZE(self.ap)
+        self.D = plan.layers[plan.n_layers - 1].out
+        if cnp.PyArray_SIZE(self.ag) != self.P:
+            raise ValueError(f"grads has {cnp.PyArray_SIZE(self.ag)} elements, "
+                             f"params has {self.P}")
         lname, delta, weight, ignore_index = loss
         if lname not in LOSSES:
             raise ValueError(f"unknown loss {lname!r}; valid: {', '.join(LOSSES)}")
-        ld.kind = LOSSES[lname]
-        ld.delta = delta
-        ld.ignore_index = ignore_index
-        ld.weight = _fp_opt(weight, "weight", False, D)
+        self.ld.kind = LOSSES[lname]
+        self.ld.delta = delta
+        self.ld.ignore_index = ignore_index
+        self.ld.weight = _fp_opt(weight, "weight", False, self.D)
+        self.labels = lname == "cross_entropy"
+        (oname, flag, self.od.lr, self.od.weight_decay, self.od.eps, self.od.momentum,
+         self.od.dampening, self.od.beta1, self.od.beta2, self.od.alpha, self.od.lr_decay,
+         self.od.max_grad_norm, state0, state1) = optim
+        if oname not in OPTIMS:
+            raise ValueError(f"unknown optimizer {oname!r}; valid: {', '.join(OPTIMS)}")
+        self.od.kind = OPTIMS[oname]
+        self.od.flag = flag
+        self.od.state0 = _fp_opt(state0, "state0", True, self.P)
+        self.od.state1 = _fp_opt(state1, "state1", True, self.P)
+        _step_ok(1, self.od.lr)
+        written = ((params, "params"), (grads, "grads"), (state0, "state0"),
+                   (state1, "state1"))
+        for i, (arr, name) in enumerate(written):
+            for other, oname in written[i + 1:] + ((weight, "weight"),):
+                _no_overlap(arr, name, other, oname)
+            if arr is None:
+                self.lo[i] = self.hi[i] = NULL
+            else:
+                self.lo[i] = _extent(<cnp.ndarray>arr, &self.hi[i])
+        self.keep = (params, grads, weight, state0, state1)
+
+    cdef void _disjoint(self, cnp.ndarray a, str name) except *:
+        """ValueError if a overlaps a buffer the step writes."""
+        cdef char *e
+        cdef char *b = _extent(a, &e)
+        cdef int i
+        for i in range(N_WRITTEN):
+            if self.lo[i] != NULL and b < self.hi[i] and self.lo[i] < e:
+                raise ValueError(f"{('params', 'grads', 'state0', 'state1')[i]} must not "
+                                 f"share memory with {name}")
+
+    def run(self, x, target, long long step, seed, long long counter, work):
+        """One fused training step on the batch (x, target); returns the loss."""
+        cdef Plan plan = self.plan
+        cdef cnp.ndarray ax = _pred2d(x, "x"), aw = _arr(work, "work", True), at
+        cdef int64_t N = ax.shape[0]
+        if ax.shape[1] != plan.layers[0].in_:
+            raise ValueError(f"x has {ax.shape[1]} features, the plan expects "
+                             f"{plan.layers[0].in_}")
         cdef float *tf = NULL
         cdef int64_t *ti = NULL
-        cdef cnp.ndarray at
-        if lname == "cross_entropy":
+        if self.labels:
             at = _arr(target, "labels", False, cnp.NPY_INT64)
             if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != N:
                 raise ValueError(f"labels must have shape ({N},), got {_shp(at)}")
             ti = <int64_t *>cnp.PyArray_DATA(at)
         else:
             at = _arr(target, "target", False)
-            _shape2(at, "target", N, D)
+            _shape2(at, "target", N, self.D)
             tf = <float *>cnp.PyArray_DATA(at)
-        cdef fnn_optim od
-        (oname, flag, od.lr, od.weight_decay, od.eps, od.momentum, od.dampening,
-         od.beta1, od.beta2, od.alpha, od.lr_decay, od.max_grad_norm, state0, state1) = optim
-        if oname not in OPTIMS:
-            raise ValueError(f"unknown optimizer {oname!r}; valid: {', '.join(OPTIMS)}")
-        od.kind = OPTIMS[oname]
-        od.flag = flag
-        od.state0 = _fp_opt(state0, "state0", True, P)
-        od.state1 = _fp_opt(state1, "state1", True, P)
-        _step_ok(step, od.lr)
-        # every buffer the step writes must be disjoint from the others and the inputs
-        written = ((params, "params"), (grads, "grads"), (work, "work"), (state0, "state0"),
-                   (state1, "state1"))
-        for i, (arr, name) in enumerate(written):
-            for other, oname in written[i + 1:] + ((x, "x"), (target, "target"),
-                                                   (weight, "weight")):
-                _no_overlap(arr, name, other, oname)
+        if step < 1:
+            raise ValueError(f"step must be >= 1, got {step}")
+        self._disjoint(aw, "work")
+        self._disjoint(ax, "x")
+        self._disjoint(at, "target")
+        _no_overlap(work, "work", x, "x")
+        _no_overlap(work, "work", target, "target")
         cdef uint64_t sd = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
         cdef double value = 0.0
         cdef int64_t bad = -1
         cdef fnn_status s
         with nogil:
-            s = fnn_train_step(&value, self.layers, self.n_layers,
-                               <float *>cnp.PyArray_DATA(ap), <float *>cnp.PyArray_DATA(ag), P,
-                               <float *>cnp.PyArray_DATA(ax), tf, ti, N, &ld, &od,
+            s = fnn_train_step(&value, plan.layers, plan.n_layers,
+                               <float *>cnp.PyArray_DATA(self.ap),
+                               <float *>cnp.PyArray_DATA(self.ag), self.P,
+                               <float *>cnp.PyArray_DATA(ax), tf, ti, N, &self.ld, &self.od,
                                step, sd, counter,
                                <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw), &bad)
         if s == FNN_ERR_LABEL:
-            raise IndexError(f"target {target[bad]} is out of bounds for {D} classes "
+            raise IndexError(f"target {target[bad]} is out of bounds for {self.D} classes "
                              f"(row {bad})")
         _raise(s, "Plan.train_step")
         return value

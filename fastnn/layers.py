@@ -313,6 +313,13 @@ class Dropout(Module):
         return dx
 
 
+def _same_spec(a, b):
+    """Loss specs equal: arrays (class weights) by identity, the rest by value."""
+    return a is not None and b is not None and all(
+        u is v or (not isinstance(u, np.ndarray) and not isinstance(v, np.ndarray) and u == v)
+        for u, v in zip(a, b))
+
+
 def param_layout(layers):
     """The flat-buffer layout: [(layer_index, name, offset, shape), ...] and P.
 
@@ -375,6 +382,7 @@ class Sequential(Module):
         self.loss = None
         self.fused = True      # use the one-call C step/forward when possible
         self._plan = False     # not built yet (None: the model cannot run as a C plan)
+        self._bound = None     # (loss, optimizer, hyperparameters, loss spec, _core.Step)
         self._tls = threading.local()   # per-thread plan workspaces (see _work)
         self._lock = threading.RLock()  # layer-by-layer inference: shared buffers and mode
 
@@ -460,7 +468,9 @@ class Sequential(Module):
         loss_fn = training.get_loss(loss_fn)
         y = training.check_y(y)
         training.check_consistent_length(x, y)
-        return self._train_step(x, loss_fn.prepare_target(y), loss_fn, optimizer)[0]
+        width = self.out_features_
+        y = loss_fn.prepare_target(y, None if width is None else (len(x), width))
+        return self._train_step(x, y, loss_fn, optimizer)[0]
 
     def _train_step(self, x, y, loss_fn, optimizer):
         """The unchecked step used by fit; returns (loss, outputs).
@@ -471,22 +481,17 @@ class Sequential(Module):
         (``_core.Plan.train_step``). Otherwise it runs layer by layer. Both
         paths call the same kernels in the same order: same bits.
         """
-        plan = self._get_plan() if self.training and self.fused else None
-        lspec = loss_fn._plan_spec() if plan is not None else None
-        ospec = optimizer._plan_spec() if lspec is not None else None
-        if ospec is None:
+        step = self._bound_step(loss_fn, optimizer) if self.training and self.fused else None
+        if step is None:
             out = self._forward(x)
             loss = loss_fn.forward(out, y, self._backend)
             self.zero_grad()
             self.backward(loss_fn.backward())
             optimizer.step()
             return loss, out
-        n, width = len(x), self.out_features_
-        if lspec[0] != "cross_entropy":
-            y = loss_fn.prepare_target(y, (n, width))
-        work = self._workspace(plan, n)
-        loss = plan.train_step(self.flat_params, self.flat_grads, x, y, lspec, ospec,
-                               optimizer.step_count + 1, self.seed, self._counter + 1, work)
+        n, width = len(x), self.out_features_   # y: prepared by train_step / fit
+        work = self._workspace(self._plan, n)
+        loss = step.run(x, y, optimizer.step_count + 1, self.seed, self._counter + 1, work)
         self._counter += 1
         optimizer.step_count += 1
         # the last layer's output is the last activation kept in the workspace
@@ -494,6 +499,25 @@ class Sequential(Module):
         return loss, work[end - n * width:end].reshape(n, width)
 
     # ---------------------------------------------------------- the C plan
+    def _bound_step(self, loss_fn, optimizer):
+        """The plan bound to (flat buffers, loss, optimizer) as a ``_core.Step``,
+        or None when the step cannot be fused (see _get_plan; a user loss or
+        optimizer class; non-flat optimizer state). Rebound whenever the loss,
+        the optimizer or any hyperparameter (lr included) changed."""
+        bound, hp = self._bound, optimizer.param_groups[0]
+        lspec = loss_fn._plan_spec()
+        if bound is not None and bound[0] is loss_fn and bound[1] is optimizer and \
+                bound[2] == hp and _same_spec(bound[3], lspec):
+            return bound[4]
+        self._bound = None
+        plan = self._get_plan()
+        ospec = optimizer._plan_spec() if plan is not None and lspec is not None else None
+        if ospec is None:
+            return None
+        step = plan.bind(self.flat_params, self.flat_grads, lspec, ospec)
+        self._bound = (loss_fn, optimizer, dict(hp), lspec, step)
+        return step
+
     def _get_plan(self):
         """The model as a ``_core.Plan`` (built once), or None when it cannot be
         one: another backend, an input width not known, or a layer type the C

@@ -26,11 +26,13 @@ __all__ = ["MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss",
 
 def _as_float_target(target, who):
     """Target as C-contiguous float32; TypeError for non-real, ValueError for NaN/Inf."""
-    t = np.asarray(target)
-    if t.dtype.kind not in "biuf":
-        raise TypeError(f"{who}: targets must be real numbers, got dtype {t.dtype}")
-    with np.errstate(over="ignore"):
-        t = np.ascontiguousarray(t, dtype=np.float32)
+    t = target
+    if not (type(t) is np.ndarray and t.dtype == np.float32 and t.flags.c_contiguous):
+        t = np.asarray(target)
+        if t.dtype.kind not in "biuf":
+            raise TypeError(f"{who}: targets must be real numbers, got dtype {t.dtype}")
+        with np.errstate(over="ignore"):
+            t = np.ascontiguousarray(t, dtype=np.float32)
     if not all_finite(t):
         raise ValueError(f"{who}: target contains "
                          + ("NaN" if np.isnan(t).any() else "infinity or a value too large "

@@ -116,22 +116,45 @@ def test_fused_training_matches_numpy_reference():
 def test_fit_uses_the_fused_step(monkeypatch):
     X, y = make_moons(200, noise=0.1, seed=0)
     model = fnn.Sequential(fnn.Linear(2, 16), fnn.ReLU(), fnn.Linear(16, 2), seed=0)
-    plan = model._get_plan()
     calls = []
-    monkeypatch.setattr(model, "_plan", _Spy(plan, calls))
+    real = model._bound_step
+    monkeypatch.setattr(model, "_bound_step",
+                        lambda *a: _Spy(real(*a), calls))
     model.fit(X, y, loss="cross_entropy", optimizer=fnn.Adam(model.parameters(), 1e-2),
               epochs=2, batch_size=64, verbose=0)
-    assert calls.count("train_step") == 2 * 4   # 200 samples: 3 full batches + 1 short
+    assert calls.count("run") == 2 * 4   # 200 samples: 3 full batches + 1 short
 
 
 class _Spy:
-    """Wraps a Plan and records which of its methods were called."""
-    def __init__(self, plan, calls):
-        self._plan, self._calls = plan, calls
+    """Wraps an object and records which of its attributes were used."""
+    def __init__(self, obj, calls):
+        self._obj, self._calls = obj, calls
 
     def __getattr__(self, name):
         self._calls.append(name)
-        return getattr(self._plan, name)
+        return getattr(self._obj, name)
+
+
+def test_step_is_rebound_when_a_hyperparameter_changes():
+    model = _net(fnn.ReLU)
+    loss, opt = fnn.MSELoss(), fnn.SGD(model.parameters(), lr=0.1)
+    X, y = _data(loss, n=16)
+    model.train_step(X, y, loss, opt)
+    first = model._bound[4]
+    model.train_step(X, y, loss, opt)
+    assert model._bound[4] is first          # nothing changed: same binding
+    ref = _net(fnn.ReLU)
+    ref.fused = False
+    ropt = fnn.SGD(ref.parameters(), lr=0.1)
+    ref.train_step(X, y, fnn.MSELoss(), ropt)
+    ref.train_step(X, y, fnn.MSELoss(), ropt)
+    opt.lr = 0.01
+    ropt.lr = 0.01
+    opt.param_groups[0]["momentum"] = 0.0   # same value: no effect on results
+    model.train_step(X, y, loss, opt)
+    ref.train_step(X, y, fnn.MSELoss(), ropt)
+    assert model._bound[4] is not first
+    np.testing.assert_array_equal(model.flat_params, ref.flat_params)
 
 
 def test_unknown_layer_falls_back_with_identical_results():
