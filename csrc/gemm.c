@@ -2,7 +2,7 @@
  * gemm.c -- fnn_sgemm: C = alpha * op(A) * op(B) + beta * C, row-major float32.
  *
  * The driver around the micro-kernels of gemm_kernel_*.c (contract in
- * gemm_internal.h; kernel picked once per process in cpu.c). Two paths:
+ * gemm_internal.h; kernel picked once per process in cpu.c). Paths:
  *
  *   direct  (no packing) -- op(B) = B and B small enough to stay in L2
  *           (k * n * 4 <= kernel.direct_max_b), A either way round with
@@ -20,15 +20,14 @@
  *           direct-capable, only B is packed and A is read in place (the
  *           NT shapes of backward, dY.W^T: one pass over W per call, done
  *           by the kernel's register-transposing pack_bt when it has one).
- *
- *   narrow  op(A) = A^T, N <= 16: computes C^T with vectors along M (see
- *           narrow_tn), one thread.
+ *   narrow  op(A) = A^T, N <= 16 (X^T.dY of an output layer): computes C^T
+ *           with vectors along M (see narrow_tn), one thread. Other
+ *           N <= 16 shapes run the kernels' one-vector (narrow-N) tiles.
  *
  * Threads: one below 2 MFLOP (fork/join costs ~1-100 us, notes/gemm.md);
  * otherwise C is split into row or column slabs (N in NR multiples when
  * there are >= 2 slabs per thread, else M in MR multiples; M first when A
- * is transposed), each thread
- * packing its own panels. K is never split and every element is summed
+ * is transposed), each thread packing its own panels. K is never split and every element is summed
  * over k in the same order by the same kernel whatever its tile, so the
  * result is bitwise identical for every thread count.
  *
