@@ -28,6 +28,10 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+try:   # the installed package; else the source tree (built in place)
+    import fastnn  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(ROOT))
 
 # name -> (layer sizes, activation, loss, optimizer, batch size)
 STEPS = {
@@ -149,6 +153,8 @@ def worker(impl, work, threads, reps):
     else:
         import fastnn
         fastnn.set_num_threads(threads)
+    if work == "memory":
+        return memory_worker(impl)
     if work in GEMMS:
         M, N, K, ta, tb = GEMMS[work]
         sec = _time_blocks(_gemm_fn(impl, M, N, K, ta, tb), reps, 0.1)
@@ -175,6 +181,35 @@ def worker(impl, work, threads, reps):
 
     sec = _time_blocks(epoch, reps, 0.3)
     return {"sec": sec, "samples_per_s": len(X) / sec}
+
+
+def _step_flops(sizes, n):
+    """FLOPs of one training step of a dense net on n rows: forward 2n·in·out per
+    layer, backward 4n·in·out (dW and dX; the first layer has no dX)."""
+    macs = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    return 2 * n * sum(macs) + 4 * n * sum(macs) - 2 * n * macs[0]
+
+
+MEMORY = ("784-256-128-10 b128", (784, 256, 128, 10), 20_000, 128, 3)
+
+
+def memory_worker(impl):
+    """Peak RSS (MiB) of a whole training run: 3 epochs, 20,000 x 784 samples."""
+    import resource
+    name, sizes, n, bs, epochs = MEMORY
+    X, y = _data(sizes, "ce", n)
+    step, conv = _step_fn(impl, sizes, "relu", "ce", "adam")
+    if impl == "torch":
+        Xc, yc = conv(X), conv(y)
+        for _ in range(epochs):
+            for i in range(0, n, bs):
+                step(Xc[i:i + bs], yc[i:i + bs])
+    else:
+        import fastnn as fnn
+        model, loss_fn, optim = _fastnn_model(sizes, "relu", "ce", "adam", impl)
+        model.fit(X, y, loss=loss_fn, optimizer=optim, epochs=epochs, batch_size=bs,
+                  verbose=0)
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def run_worker(impl, work, threads, reps):
@@ -223,6 +258,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--only", default="", help="run only works whose name contains this")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS runs")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -240,8 +276,16 @@ def main(argv=None):
                                         if "torch" in impls else ""))
     print(f"machine: {os.cpu_count()} logical CPUs; median of {reps} blocks; "
           "each cell measured in its own subprocess\n")
-    head = "| work | threads | fastnn (C) | NumPy ref | C vs NumPy |"
-    sep = "|---|---|---|---|---|"
+    try:   # the FMA peak of this machine, measured now (bench/compare_gemm.py's C probe)
+        from compare_gemm import c_probes
+        peaks = c_probes()[0] or {}
+    except Exception:  # no compiler: no peak column
+        peaks = {}
+    if peaks:
+        print("FMA peak measured in this run: " +
+              ", ".join(f"{v:.0f} GFLOPS on {k} thread(s)" for k, v in peaks.items()) + "\n")
+    head = "| work | threads | fastnn (C) | fastnn GFLOPS (% peak) | NumPy ref | C vs NumPy |"
+    sep = "|---|---|---|---|---|---|"
     if "torch" in impls:
         head += " PyTorch | C vs PyTorch |"
         sep += "---|---|"
@@ -252,12 +296,36 @@ def main(argv=None):
             res = {i: run_worker(i, work, t, reps) for i in impls}
             sec = {i: (r["sec"] if r else None) for i, r in res.items()}
             c = sec["c"]
-            row = f"| {work} | {t} | {_fmt_time(c)} | {_fmt_time(sec['numpy'])} | "
+            if work in GEMMS:
+                M, N, K = GEMMS[work][:3]
+                flops = 2.0 * M * N * K
+            elif work in STEPS:
+                flops = _step_flops(STEPS[work][0], STEPS[work][4])
+            else:
+                flops = None
+            rate = ""
+            if c and flops:
+                rate = f"{flops / c / 1e9:.0f}"
+                if t in peaks:
+                    rate += f" ({100 * flops / c / 1e9 / peaks[t]:.0f}%)"
+            row = f"| {work} | {t} | {_fmt_time(c)} | {rate} | {_fmt_time(sec['numpy'])} | "
             row += (f"{sec['numpy'] / c:.1f}× |" if c and sec["numpy"] else "n/a |")
             if "torch" in impls:
                 row += f" {_fmt_time(sec['torch'])} | "
                 row += (f"{sec['torch'] / c:.1f}× |" if c and sec["torch"] else "n/a |")
             print(row, flush=True)
+    if not args.no_memory and not args.only:
+        name, sizes, n, bs, epochs = MEMORY
+        print(f"\nPeak RSS of a whole training run ({name}, {epochs} epochs of {n:,} "
+              "samples, Adam, 1 thread; the whole process, interpreter and libraries "
+              "included):\n")
+        print("| implementation | peak RSS |")
+        print("|---|---|")
+        for impl in impls:
+            r = run_worker(impl, "memory", 1, 1)
+            label = {"c": "fastnn (C)", "numpy": "fastnn (NumPy ref)", "torch": "PyTorch"}[impl]
+            print(f"| {label} | {r['peak_rss_mib']:.0f} MiB |" if r else f"| {label} | n/a |",
+                  flush=True)
     print("\nTime is per GEMM call, per training step (forward, loss, backward, optimizer "
           "update) or per epoch; 'C vs X' = X's time / fastnn's time (> 1: fastnn is faster).")
     print("Lines of code: " + ", ".join(f"{k} {v}" for k, v in line_counts().items()))

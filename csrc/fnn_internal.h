@@ -27,9 +27,11 @@
 #define FNN_UNLIKELY(x) (x)
 #endif
 
-/* Work below this many floating-point operations runs on one thread:
-   an OpenMP fork/join costs ~1-100 us on these machines (notes/gemm.md). */
-#define FNN_PAR_MIN_FLOPS 2.0e5
+/* Work below this many floating-point operations runs on one thread: an
+   OpenMP fork/join costs ~1-100 us on these machines (notes/gemm.md), and at
+   2e5 a digits epoch (17k-parameter Adam updates on 2 threads) ran 1.8x
+   slower on 2 threads than on 1 (bench/compare.py). */
+#define FNN_PAR_MIN_FLOPS 1.0e6
 
 /* Threads to use for a job of `work` flops (or elementwise ops x a cost
    factor): 1 when small, nested, or in a forked child; else the set count. */

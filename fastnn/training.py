@@ -130,6 +130,8 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
         cb.on_train_begin({})
     model.stop_training = False
     model.train()
+    rows = min(batch_size, len(X))
+    xbuf, ybuf = np.empty((rows,) + X.shape[1:], X.dtype), np.empty((rows,) + y.shape[1:], y.dtype)
     for epoch in range(epochs):
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
@@ -138,9 +140,12 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
         seen = 0
         order = rng.permutation(len(X)) if shuffle else None
         for step, start in enumerate(range(0, len(X), batch_size)):
-            idx = slice(start, start + batch_size) if order is None else \
-                order[start:start + batch_size]
-            xb, yb = X[idx], y[idx]
+            if order is None:   # views: no copy
+                xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            else:               # gathered into buffers allocated once per fit
+                idx = order[start:start + batch_size]
+                xb = np.take(X, idx, axis=0, out=xbuf[:len(idx)], mode="clip")
+                yb = np.take(y, idx, axis=0, out=ybuf[:len(idx)], mode="clip")
             value, out = model._train_step(xb, yb, loss, optimizer)
             if nonfinite_raises and not math.isfinite(value):
                 raise FloatingPointError(
