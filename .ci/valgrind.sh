@@ -3,7 +3,7 @@
 #
 # CPython and NumPy report errors of their own under memcheck (`import numpy`
 # alone gives ~30), so a suppression file is first generated from an
-# imports-only run (.ci/valgrind.supp is regenerated each time, plus the
+# imports-only run (regenerated in a temporary folder each time, plus the
 # checked-in hand-written entries in .ci/valgrind.supp.extra if present), then
 # the training script runs with --error-exitcode=3. Exit 0 = no error at all;
 # the script also fails if any reported frame is in fastnn's .so.
@@ -23,7 +23,7 @@ t0=$(date +%s)
 #    the dynamic loader do before fastnn runs a kernel)
 "${VG[@]}" --gen-suppressions=all --log-file="$work/imports.log" \
     "$PY" -c "import numpy, fastnn, fastnn._core, fastnn.reference; fastnn._core.get_num_threads()"
-awk '/^{/{f=1} f{print} /^}/{f=0}' "$work/imports.log" > .ci/valgrind.supp
+awk '/^{/{f=1} f{print} /^}/{f=0}' "$work/imports.log" > "$work/valgrind.supp"
 # CPython itself (not built --with-valgrind) reads uninitialised words in its own
 # object code later on too (tupledealloc, list_dealloc, ... measured): suppress
 # errors whose TOP frame is in libpython or a stdlib extension (lib-dynload: _json). An error whose top frame is in
@@ -31,8 +31,8 @@ awk '/^{/{f=1} f{print} /^}/{f=0}' "$work/imports.log" > .ci/valgrind.supp
 for kind in Cond Value1 Value2 Value4 Value8 Value16 Value32 Addr1 Addr2 Addr4 Addr8 Addr16 Addr32; do
     printf '{\n   cpython-own-%s\n   Memcheck:%s\n   obj:*/libpython3*.so*\n}\n' "$kind" "$kind"
     printf '{\n   cpython-stdlib-ext-%s\n   Memcheck:%s\n   obj:*/lib-dynload/*.so\n}\n' "$kind" "$kind"
-done >> .ci/valgrind.supp
-echo "valgrind: $(grep -c '^{' .ci/valgrind.supp) suppressions from the imports-only run"
+done >> "$work/valgrind.supp"
+echo "valgrind: $(grep -c '^{' "$work/valgrind.supp") suppressions from the imports-only run"
 
 # 2. a short training run: fused steps, every layer kind, predict, save/load
 cat > "$work/train.py" <<'PYEOF'
@@ -63,7 +63,7 @@ fnn._core.sgemm(False, True, 1.0, A, A, 0.0, out)
 print("train ok")
 PYEOF
 rc=0
-"${VG[@]}" --suppressions=.ci/valgrind.supp --error-exitcode=3 --log-file="$work/train.log" \
+"${VG[@]}" --suppressions="$work/valgrind.supp" --error-exitcode=3 --log-file="$work/train.log" \
     "$PY" "$work/train.py" || rc=$?
 t1=$(date +%s)
 grep -E "ERROR SUMMARY|definitely lost" "$work/train.log" || true
