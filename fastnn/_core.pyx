@@ -754,32 +754,30 @@ def dropout_key(seed, long long layer, long long counter):
     return fnn_dropout_key(<uint64_t>(seed & 0xFFFFFFFFFFFFFFFF), layer, counter)
 
 
-def dropout_forward(y, x, float p, key):
-    """y = x * mask / (1 - p) with the stateless mask of `key` (see fastnn.h)."""
+ctypedef fnn_status (*dropout_t)(float *, const float *, int64_t, float, uint64_t) noexcept nogil
+
+
+cdef inline _dropout(dropout_t f, out, str oname, inp, str iname, float p, key, str where):
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    cdef int64_t n = _elementwise(y, "y", x, "x")
-    cdef float *py = _fp(y, "y", True)
-    cdef float *px = _fp(x, "x", False)
+    cdef int64_t n = _elementwise(out, oname, inp, iname)
+    cdef float *po = _fp(out, oname, True)
+    cdef float *pi = _fp(inp, iname, False)
     cdef uint64_t k = key
     cdef fnn_status s
     with nogil:
-        s = fnn_dropout_forward(py, px, n, p, k)
-    _raise(s, "dropout_forward")
+        s = f(po, pi, n, p, k)
+    _raise(s, where)
+
+
+def dropout_forward(y, x, float p, key):
+    """y = x * mask / (1 - p) with the stateless mask of `key` (see fastnn.h)."""
+    _dropout(fnn_dropout_forward, y, "y", x, "x", p, key, "dropout_forward")
 
 
 def dropout_backward(dx, dy, float p, key):
     """dx = dy * mask / (1 - p), recomputing the mask of `key`."""
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    cdef int64_t n = _elementwise(dx, "dx", dy, "dy")
-    cdef float *pdx = _fp(dx, "dx", True)
-    cdef float *pdy = _fp(dy, "dy", False)
-    cdef uint64_t k = key
-    cdef fnn_status s
-    with nogil:
-        s = fnn_dropout_backward(pdx, pdy, n, p, k)
-    _raise(s, "dropout_backward")
+    _dropout(fnn_dropout_backward, dx, "dx", dy, "dy", p, key, "dropout_backward")
 
 
 # ------------------------------------------------------------------ plan

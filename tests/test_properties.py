@@ -27,6 +27,7 @@ from hypothesis.extra import numpy as hnp
 
 import fastnn as fnn
 from fastnn._backend import get_backend
+from test_gradcheck import numeric_grad  # central differences, eps 1e-6 (float64)
 
 C = get_backend("c")
 R = get_backend("numpy")
@@ -260,21 +261,6 @@ def test_optimizers_c_match_reference(data, name, P, steps, lr, momentum, wd, ne
 
 
 # --------------------------------------------------------- finite differences
-def _fd(f, x, eps=1e-6):
-    """Central differences of the scalar f at x (float64), one coordinate at a time."""
-    g = np.empty_like(x)
-    flat, gf = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + eps
-        hi = f()
-        flat[i] = old - eps
-        lo = f()
-        flat[i] = old
-        gf[i] = (hi - lo) / (2 * eps)
-    return g
-
-
 def _close(a, n):
     assert np.all(np.abs(a - n) <= 1e-5 + 1e-3 * np.abs(n)), np.max(np.abs(a - n))
 
@@ -296,7 +282,7 @@ def test_activation_gradients_match_finite_differences(data, name, n, d):
         _act(R, name, "forward", y, x)
         return float((dy * y).sum())
 
-    num = _fd(objective, x)
+    num = numeric_grad(objective, x)
     objective()
     dx = np.empty_like(x)
     _act(R, name, "backward", dx, dy, x, y)
@@ -325,7 +311,7 @@ def test_loss_gradients_match_finite_differences(data, name, n, d):
         if name == "bce_with_logits_loss":
             extra = data.draw(st.none() | hnp.arrays(np.float64, (d,), elements=st.floats(0, 3)))
         fn = lambda dp: _loss(R, name, dp, pred, target, extra)  # noqa: E731
-    num = _fd(lambda: fn(None), pred)
+    num = numeric_grad(lambda: fn(None), pred)
     dpred = np.empty_like(pred)
     fn(dpred)
     _close(dpred, num)
@@ -343,7 +329,7 @@ def test_dense_gradients_match_finite_differences(data, n, i, o):
         R.dense_forward(y, x, w, b)
         return float((dy * y).sum())
 
-    nx, nw, nb = _fd(objective, x), _fd(objective, w), _fd(objective, b)
+    nx, nw, nb = numeric_grad(objective, x), numeric_grad(objective, w), numeric_grad(objective, b)
     dx, dw, db = np.empty_like(x), np.zeros_like(w), np.zeros_like(b)
     R.dense_backward(dx, dw, db, dy, x, w)
     _close(dx, nx)
