@@ -63,6 +63,10 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
                      float alpha, const float *A, int64_t lda,
                      const float *B, int64_t ldb,
                      float beta, float *C, int64_t ldc);
+/* Heap allocations the core has made since it was loaded (GEMM packing
+   buffers, cached per thread and grown on demand): flat across calls once
+   warm, which is how the tests prove that a training step allocates nothing. */
+int64_t fnn_alloc_count(void);
 /* Name of the micro-kernel in use, e.g. "generic". */
 const char *fnn_sgemm_kernel_name(void);
 

@@ -31,9 +31,12 @@
  * over k in the same order by the same kernel whatever its tile, so the
  * result is bitwise identical for every thread count.
  *
- * Packing buffers: one 64-byte aligned allocation per call (all threads'
- * panels), made before anything is written, so FNN_ERR_NOMEM leaves C
- * untouched. No static buffers: concurrent callers are safe.
+ * Packing buffers: one 64-byte aligned block per call (all threads'
+ * panels), obtained before anything is written, so FNN_ERR_NOMEM leaves C
+ * untouched. It is cached per calling thread (grown on demand, up to
+ * GEMM_CACHE_MAX bytes, freed when the thread exits), so a training step
+ * allocates nothing once warm; concurrent callers each have their own.
+ * fnn_alloc_count() counts the allocations, for the tests that prove it.
  *
  * Floating point: while a call runs, each worker sets FTZ/DAZ (x86 MXCSR;
  * denormals slow the FMA pipes several-fold) and restores the caller's
@@ -75,6 +78,64 @@ static void *aligned_alloc64(size_t bytes) {
 static void aligned_free64(void *p) {
     if (p) free(((void **)p)[-1]);
 }
+
+/* Heap allocations made by the core (atomic; read by fnn_alloc_count). */
+static int64_t gemm_allocs = 0;
+
+int64_t fnn_alloc_count(void) { return __atomic_load_n(&gemm_allocs, __ATOMIC_RELAXED); }
+
+static void *counted_alloc64(size_t bytes) {
+    __atomic_fetch_add(&gemm_allocs, 1, __ATOMIC_RELAXED);
+    return aligned_alloc64(bytes);
+}
+
+/* The per-thread packing-buffer cache: a pthread key whose destructor frees
+   the block when the thread exits. Blocks above GEMM_CACHE_MAX bytes (large
+   GEMMs, where malloc is noise) are allocated and freed per call. */
+#define GEMM_CACHE_MAX ((size_t)16 << 20)
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+typedef struct { float *buf; size_t bytes; } pack_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_ok = 0;
+
+static void cache_free(void *p) {
+    pack_cache *c = (pack_cache *)p;
+    aligned_free64(c->buf);
+    free(c);
+}
+
+static void cache_init(void) { cache_ok = pthread_key_create(&cache_key, cache_free) == 0; }
+
+/* A block of >= bytes for this call; *owned = 1 if the caller must free it. */
+static float *pack_buffer(size_t bytes, int *owned) {
+    *owned = 1;
+    pthread_once(&cache_once, cache_init);
+    if (!cache_ok || bytes > GEMM_CACHE_MAX) return (float *)counted_alloc64(bytes);
+    pack_cache *c = (pack_cache *)pthread_getspecific(cache_key);
+    if (!c) {
+        c = (pack_cache *)calloc(1, sizeof *c);
+        if (!c) return NULL;
+        __atomic_fetch_add(&gemm_allocs, 1, __ATOMIC_RELAXED);
+        if (pthread_setspecific(cache_key, c) != 0) { free(c); return NULL; }
+    }
+    if (c->bytes < bytes) {
+        float *nb = (float *)counted_alloc64(bytes);
+        if (!nb) return NULL;
+        aligned_free64(c->buf);
+        c->buf = nb;
+        c->bytes = bytes;
+    }
+    *owned = 0;
+    return c->buf;
+}
+#else
+static float *pack_buffer(size_t bytes, int *owned) {
+    *owned = 1;
+    return (float *)counted_alloc64(bytes);
+}
+#endif
 
 /* FTZ (bit 15) and DAZ (bit 6) on for the duration of a call. */
 static inline unsigned int fp_enter(void) {
@@ -354,6 +415,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
 
     /* Per-thread panel sizes, from the largest slab a thread can get. */
     float *buf = NULL;
+    int owned = 0;
     g.buf_a = g.buf_b = 0;
     g.kc = imin(g.kr->kc, K);
     if (!g.direct) {
@@ -366,7 +428,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
         g.buf_b = round_up(g.nc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
         int64_t total = (g.buf_a + g.buf_b) * nt;
         if ((double)total * sizeof(float) > (double)SIZE_MAX / 2) return FNN_ERR_NOMEM;
-        buf = (float *)aligned_alloc64((size_t)total * sizeof(float));
+        buf = pack_buffer((size_t)total * sizeof(float), &owned);
         if (!buf) return FNN_ERR_NOMEM;
     } else {
         g.mc = MR; g.nc = NR;
@@ -387,7 +449,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
         run_block(&g, 0, M, 0, N, buf, 0);
 #endif
     }
-    aligned_free64(buf);
+    if (owned) aligned_free64(buf);
     return FNN_OK;
 }
 

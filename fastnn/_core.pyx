@@ -36,6 +36,7 @@ cdef extern from "fastnn.h" nogil:
                          const float *B, int64_t ldb,
                          float beta, float *C, int64_t ldc)
     const char *fnn_sgemm_kernel_name()
+    int64_t fnn_alloc_count()
     int fnn_all_finite(const float *x, int64_t n)
     fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
                                  const float *b, int64_t N, int64_t IN, int64_t OUT)
@@ -241,6 +242,11 @@ def has_openmp():
 def sgemm_kernel_name():
     """Name of the GEMM micro-kernel chosen at import."""
     return fnn_sgemm_kernel_name().decode()
+
+
+def alloc_count():
+    """Heap allocations the C core has made so far (flat once a step is warm)."""
+    return fnn_alloc_count()
 
 
 def all_finite(x):
