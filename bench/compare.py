@@ -221,6 +221,8 @@ def run_worker(impl, work, threads, reps):
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
     cmd = [sys.executable, __file__, "--worker", impl, work, str(threads), str(reps)]
+    time.sleep(0.5)   # let the previous worker's threads wind down (measured: a 2-thread
+    #                   cell right after a PyTorch cell could lose its second core)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(ROOT))
     if out.returncode != 0:
         return None

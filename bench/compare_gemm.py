@@ -205,9 +205,10 @@ def c_probes():
                        check=True, capture_output=True)
         peaks, isa = {}, None
         for t in (1, 2):
-            out = subprocess.run([os.path.join(tmp, "peak"), str(t)], capture_output=True,
-                                 text=True, check=True).stdout.split()
-            peaks[t], isa = float(out[0]), out[1]
+            for _ in range(3):   # best of 3: a short probe on a shared machine reads low
+                out = subprocess.run([os.path.join(tmp, "peak"), str(t)], capture_output=True,
+                                     text=True, check=True).stdout.split()
+                peaks[t], isa = max(peaks.get(t, 0.0), float(out[0])), out[1]
         csrc = os.path.join(ROOT, "csrc")
         srcs = [os.path.join(csrc, f) for f in sorted(os.listdir(csrc))
                 if f.startswith(("gemm", "cpu", "threads")) and f.endswith(".c")]

@@ -8,9 +8,10 @@ C + OpenMP kernels under a small NumPy API: PyTorch's names, Keras's loop::
     model.fit(X, y, loss=fnn.CrossEntropyLoss(), optimizer=fnn.Adam(model.parameters()))
 
 Every model runs on a backend: "c" (default, ``fastnn._core``) or "numpy"
-(``fastnn.reference``, the pure-NumPy twin). The C extension is imported only
-when a model, optimizer or thread call first needs it, so ``import fastnn``
-works (and the NumPy backend is usable) even where it is not built.
+(``fastnn.reference``, the pure-NumPy twin). ``import fastnn`` works (and the
+NumPy backend is usable) even where the C extension is not built: it is
+imported when a model, optimizer or thread call first needs it -- or at import
+when threadpoolctl is installed, so that threadpoolctl can see its threads.
 """
 __version__ = "0.1.0"
 
