@@ -158,6 +158,36 @@ static inline void fp_leave(unsigned int old) {
 
 /* --------------------------------------------------------------- packing */
 
+/* One micro-panel dst (kc, w), row-major, from kc source rows of n <= w
+   contiguous floats (src + p*ld); columns n..w-1 zeroed. */
+static void panel_rows(float *FNN_RESTRICT dst, const float *FNN_RESTRICT src, int64_t ld,
+                       int64_t kc, int64_t n, int w) {
+    for (int64_t p = 0; p < kc; p++) {
+        const float *s = src + p * ld;
+        float *d = dst + p * w;
+        int64_t j = 0;
+        for (; j < n; j++) d[j] = s[j];
+        for (; j < w; j++) d[j] = 0.0f;
+    }
+}
+
+/* One micro-panel dst (kc, w), row-major, from n <= w source rows of kc
+   contiguous floats (src + j*ld), transposed: dst[p*w + j] = src[j*ld + p];
+   columns n..w-1 zeroed. In blocks of PACK_KB k-steps so the source lines
+   and the destination rows both stay in L1. */
+static void panel_cols(float *FNN_RESTRICT dst, const float *FNN_RESTRICT src, int64_t ld,
+                       int64_t kc, int64_t n, int w) {
+    for (int64_t pb = 0; pb < kc; pb += PACK_KB) {
+        int64_t pe = imin(kc, pb + PACK_KB);
+        for (int64_t j = 0; j < n; j++) {
+            const float *s = src + j * ld;
+            for (int64_t p = pb; p < pe; p++) dst[p * w + j] = s[p];
+        }
+        for (int64_t j = n; j < w; j++)
+            for (int64_t p = pb; p < pe; p++) dst[p * w + j] = 0.0f;
+    }
+}
+
 /* Ap <- op(A)[i0 : i0+mc, p0 : p0+kc] as ceil(mc/MR) micro-panels, each
    (kc, MR) row-major (element (i, p) at p*MR + i), rows past mc zeroed.
    A is (M, K) if !ta else (K, M). */
@@ -165,32 +195,10 @@ static void pack_a(float *FNN_RESTRICT Ap, const float *FNN_RESTRICT A, int64_t 
                    int64_t i0, int64_t p0, int64_t mc, int64_t kc, int mr) {
     for (int64_t ir = 0; ir < mc; ir += mr) {
         int64_t m = imin(mr, mc - ir);
-        float *dst = Ap + ir * kc;
-        if (ta) {
-            /* op(A)(i, p) = A[p*lda + i]: each p gives m contiguous floats */
-            const float *src = A + p0 * lda + i0 + ir;
-            for (int64_t p = 0; p < kc; p++) {
-                const float *s = src + p * lda;
-                float *d = dst + p * mr;
-                int64_t i = 0;
-                for (; i < m; i++) d[i] = s[i];
-                for (; i < mr; i++) d[i] = 0.0f;
-            }
-        } else {
-            /* op(A)(i, p) = A[i*lda + p]: row i is contiguous over p.
-               Transpose in blocks of PACK_KB k-steps so the source lines
-               and the destination rows both stay in L1. */
-            const float *src = A + (i0 + ir) * lda + p0;
-            for (int64_t pb = 0; pb < kc; pb += PACK_KB) {
-                int64_t pe = imin(kc, pb + PACK_KB);
-                for (int64_t i = 0; i < m; i++) {
-                    const float *s = src + i * lda;
-                    for (int64_t p = pb; p < pe; p++) dst[p * mr + i] = s[p];
-                }
-                for (int64_t i = m; i < mr; i++)
-                    for (int64_t p = pb; p < pe; p++) dst[p * mr + i] = 0.0f;
-            }
-        }
+        if (ta)   /* op(A)(i, p) = A[p*lda + i]: each p gives m contiguous floats */
+            panel_rows(Ap + ir * kc, A + p0 * lda + i0 + ir, lda, kc, m, mr);
+        else      /* op(A)(i, p) = A[i*lda + p]: row i is contiguous over p */
+            panel_cols(Ap + ir * kc, A + (i0 + ir) * lda + p0, lda, kc, m, mr);
     }
 }
 
@@ -202,31 +210,12 @@ static void pack_b(float *FNN_RESTRICT Bp, const float *FNN_RESTRICT B, int64_t 
     for (int64_t jr = 0; jr < nc; jr += nr) {
         int64_t n = imin(nr, nc - jr);
         float *dst = Bp + jr * kc;
-        if (tb && pack_bt) {
+        if (!tb)                /* row p of op(B) is contiguous */
+            panel_rows(dst, B + p0 * ldb + j0 + jr, ldb, kc, n, nr);
+        else if (pack_bt)       /* the kernel's own transposing pack */
             pack_bt(dst, B + (j0 + jr) * ldb + p0, ldb, kc, n);
-        } else if (!tb) {
-            const float *src = B + p0 * ldb + j0 + jr;
-            for (int64_t p = 0; p < kc; p++) {
-                const float *s = src + p * ldb;
-                float *d = dst + p * nr;
-                int64_t j = 0;
-                for (; j < n; j++) d[j] = s[j];
-                for (; j < nr; j++) d[j] = 0.0f;
-            }
-        } else {
-            /* op(B)(p, j) = B[j*ldb + p]: column j of op(B) is contiguous;
-               transposed in blocks of PACK_KB k-steps (see pack_a). */
-            const float *src = B + (j0 + jr) * ldb + p0;
-            for (int64_t pb = 0; pb < kc; pb += PACK_KB) {
-                int64_t pe = imin(kc, pb + PACK_KB);
-                for (int64_t j = 0; j < n; j++) {
-                    const float *s = src + j * ldb;
-                    for (int64_t p = pb; p < pe; p++) dst[p * nr + j] = s[p];
-                }
-                for (int64_t j = n; j < nr; j++)
-                    for (int64_t p = pb; p < pe; p++) dst[p * nr + j] = 0.0f;
-            }
-        }
+        else                    /* op(B)(p, j) = B[j*ldb + p]: column j is contiguous */
+            panel_cols(dst, B + (j0 + jr) * ldb + p0, ldb, kc, n, nr);
     }
 }
 
