@@ -325,7 +325,7 @@ def param_layout(layers):
 
     Parameters are packed in layer order, each layer's in ``param_shapes()``
     order, with no padding. This is the single source of the layout (used
-    by Sequential, save/load and, later, the fused C step).
+    by Sequential, save/load and the fused C step's plan).
     """
     layout, offset = [], 0
     for i, layer in enumerate(layers):
