@@ -254,8 +254,7 @@ fnn_status fnn_softmax_forward(float *y, const float *x, int64_t N, int64_t C) {
     if (!y || !x) return FNN_ERR_ARG;
     int nt = fnn__threads_for(COST_EXP * (double)N * (double)C);
     int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < N; i++) softmax_fwd_row(y + i * C, x + i * C, C);
+    FNN_PARALLEL_FOR(nt, i, N, softmax_fwd_row(y + i * C, x + i * C, C));
     return FNN_OK;
 }
 
@@ -279,7 +278,6 @@ fnn_status fnn_softmax_backward(float *dx, const float *dy, const float *x,
     if (!dx || !dy || !y) return FNN_ERR_ARG;
     int nt = fnn__threads_for(4.0 * (double)N * (double)C);
     int64_t i;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (i = 0; i < N; i++) softmax_bwd_row(dx + i * C, dy + i * C, y + i * C, C);
+    FNN_PARALLEL_FOR(nt, i, N, softmax_bwd_row(dx + i * C, dy + i * C, y + i * C, C));
     return FNN_OK;
 }

@@ -59,11 +59,10 @@ static void column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) 
     int64_t nblocks = (OUT + DB_BLOCK - 1) / DB_BLOCK;
     int nt = fnn__threads_for((double)N * (double)OUT);
     int64_t blk;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (blk = 0; blk < nblocks; blk++) {
-        int64_t j0 = blk * DB_BLOCK;
-        column_sums_block(db, dy, N, OUT, j0, OUT - j0 < DB_BLOCK ? OUT - j0 : DB_BLOCK);
-    }
+    FNN_PARALLEL_FOR(nt, blk, nblocks,
+                     column_sums_block(db, dy, N, OUT, blk * DB_BLOCK,
+                                       OUT - blk * DB_BLOCK < DB_BLOCK ? OUT - blk * DB_BLOCK
+                                                                       : DB_BLOCK));
 }
 
 /* dx (N, IN) = dy (N, OUT) . w^T   (overwritten; NULL: skipped)

@@ -132,4 +132,25 @@ static inline void fnn__thread_range(int64_t n, int64_t *lo, int64_t *hi) {
     } while (0)
 #endif
 
+/* for (i = 0; i < n; i++) stmt; -- split over nt threads (schedule static)
+   when nt > 1, else a plain loop. Not `#pragma omp parallel for if (nt > 1)`:
+   a serialised region still costs libgomp a team allocation (malloc/free)
+   and futex calls, measured at several microseconds per tiny training step. */
+#ifdef _OPENMP
+#define FNN_PARALLEL_FOR(nt, i, n, stmt) do {                                \
+        const int fnn__ntf_ = (nt);                                         \
+        if (fnn__ntf_ > 1) {                                                \
+            _Pragma("omp parallel for schedule(static) num_threads(fnn__ntf_)") \
+            for (i = 0; i < (n); i++) { stmt; }                             \
+        } else {                                                            \
+            for (i = 0; i < (n); i++) { stmt; }                             \
+        }                                                                   \
+    } while (0)
+#else
+#define FNN_PARALLEL_FOR(nt, i, n, stmt) do {                                \
+        (void)(nt);                                                         \
+        for (i = 0; i < (n); i++) { stmt; }                                 \
+    } while (0)
+#endif
+
 #endif /* FNN_INTERNAL_H */

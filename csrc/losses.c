@@ -42,17 +42,19 @@ static inline int64_t block_start(int64_t N, int64_t k) {
     return q * k + (k < r ? k : r);
 }
 
+/* Sum of f over the rows of block k, in row order. */
+static double sum_block(row_loss_fn f, const loss_args *a, int64_t N, int64_t k) {
+    double s = 0.0;
+    for (int64_t i = block_start(N, k); i < block_start(N, k + 1); i++) s += f(a, i);
+    return s;
+}
+
 /* Sum of f over rows 0..N-1, in a fixed order (see the top comment). */
 static double sum_rows(row_loss_fn f, const loss_args *a, int64_t N, double cost) {
     double part[NBLK];
     int nt = fnn__threads_for(cost * (double)N * (double)a->D);
     int64_t k;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (k = 0; k < NBLK; k++) {
-        double s = 0.0;
-        for (int64_t i = block_start(N, k); i < block_start(N, k + 1); i++) s += f(a, i);
-        part[k] = s;
-    }
+    FNN_PARALLEL_FOR(nt, k, NBLK, part[k] = sum_block(f, a, N, k));
     double total = 0.0;
     for (k = 0; k < NBLK; k++) total += part[k];
     return total;

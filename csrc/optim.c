@@ -279,9 +279,9 @@ fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *n
     double part[CLIP_BLOCKS];
     int nt = fnn__threads_for(2.0 * (double)P);
     int64_t k;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (k = 0; k < CLIP_BLOCKS; k++)
-        part[k] = sumsq_range(grads, P * k / CLIP_BLOCKS, P * (k + 1) / CLIP_BLOCKS);
+    FNN_PARALLEL_FOR(nt, k, CLIP_BLOCKS,
+                     part[k] = sumsq_range(grads, P * k / CLIP_BLOCKS,
+                                           P * (k + 1) / CLIP_BLOCKS));
     double total = 0.0;
     for (k = 0; k < CLIP_BLOCKS; k++) total += part[k];
     total = sqrt(total);
