@@ -258,6 +258,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure every cell this many times (in separate subprocesses, "
+                         "spread over the run) and keep its best time")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--only", default="", help="run only works whose name contains this")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-RSS runs")
@@ -276,8 +279,9 @@ def main(argv=None):
     print(f"fastnn {fastnn.__version__}, GEMM kernel: {kernel}, "
           f"numpy {np.__version__}" + (", torch " + __import__("torch").__version__
                                         if "torch" in impls else ""))
-    print(f"machine: {os.cpu_count()} logical CPUs; median of {reps} blocks; "
-          "each cell measured in its own subprocess\n")
+    print(f"machine: {os.cpu_count()} logical CPUs; median of {reps} blocks per subprocess, "
+          f"best of {max(1, args.rounds)} round(s); each cell measured in its own "
+          "subprocess\n")
     try:   # the FMA peak of this machine, measured now (bench/compare_gemm.py's C probe)
         from compare_gemm import c_probes
         peaks = c_probes()[0] or {}
@@ -293,10 +297,18 @@ def main(argv=None):
         sep += "---|---|"
     print(head)
     print(sep)
+    best = {}   # (work, threads, impl) -> best seconds over the rounds (None: failed)
+    for _ in range(max(1, args.rounds)):
+        for work in works:
+            for t in args.threads:
+                for i in impls:
+                    r = run_worker(i, work, t, reps)
+                    old = best.get((work, t, i))
+                    best[(work, t, i)] = min(x for x in (old, r and r["sec"]) if x) \
+                        if (old or r) else None
     for work in works:
         for t in args.threads:
-            res = {i: run_worker(i, work, t, reps) for i in impls}
-            sec = {i: (r["sec"] if r else None) for i, r in res.items()}
+            sec = {i: best[(work, t, i)] for i in impls}
             c = sec["c"]
             if work in GEMMS:
                 M, N, K = GEMMS[work][:3]
