@@ -6,8 +6,17 @@ scikit-learn's ``_build_utils/openmp_helpers.py``). Without it, or with
 ``FASTNN_NO_OPENMP=1``, the core builds single-threaded and a warning says so.
 No ``-march=native``: the wheel must run on any x86-64 (SIMD kernels are
 chosen at run time).
+
+Besides the extension (which compiles csrc/*.c in, all hidden), build_ext
+builds the embeddable C library from csrc/*.c alone (no Python): a shared
+``fastnn/lib/libfastnn.so`` exporting only the FNN_API symbols of
+``fastnn/include/fastnn.h``, a static ``fastnn/lib/libfastnn.a``, the
+pkg-config file ``fastnn/lib/pkgconfig/fastnn.pc`` and
+``fastnn/lib/libfastnn.json`` (how it was built, for ``fastnn.config``).
+``python -m fastnn.config --cflags --libs`` prints the flags to use them.
 """
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -15,6 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from Cython.Build import cythonize
@@ -64,6 +74,46 @@ def openmp_flags(compiler):
     return None
 
 
+# The embeddable library. SONAME libfastnn.so.0: bump the 0 when the C ABI
+# breaks. The ELF file is libfastnn.so.0, with libfastnn.so beside it for
+# -lfastnn (a symlink where the file system allows, else a copy; wheels hold
+# no symlinks, so a wheel carries two copies).
+LIB_NAME = "fastnn"
+LIB_ABI = "0"
+
+# fastnn.pc is written at build time, not generated on demand by
+# fastnn.config: its prefix is ${pcfiledir} (pkg-config and pkgconf expand it
+# to the directory the .pc file was found in), so the one file stays right
+# wherever the wheel is unpacked or the venv is moved, nothing is written at
+# run time (site-packages may be read-only), and plain pkg-config works
+# without running Python. Libs.private is what a static link also needs.
+PC_TEMPLATE = """\
+prefix=${{pcfiledir}}/../..
+libdir=${{prefix}}/lib
+includedir=${{prefix}}/include
+
+Name: fastnn
+Description: fastnn's C core: dense neural network training kernels, no Python
+Version: {version}
+Cflags: -I${{includedir}}
+Libs: -L${{libdir}} -l{name} -Wl,-rpath,${{libdir}}
+Libs.private: {private}
+"""
+
+
+def static_lib_name():
+    return "%s.lib" % LIB_NAME if sys.platform == "win32" else "lib%s.a" % LIB_NAME
+
+
+def shared_lib_names():
+    """(real file, link name, soname) of the shared library on this platform."""
+    if sys.platform == "darwin":
+        real = "lib%s.%s.dylib" % (LIB_NAME, LIB_ABI)
+        return real, "lib%s.dylib" % LIB_NAME, real
+    real = "lib%s.so.%s" % (LIB_NAME, LIB_ABI)
+    return real, "lib%s.so" % LIB_NAME, real
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
         ctype = self.compiler.compiler_type
@@ -85,11 +135,150 @@ class BuildExt(build_ext):
                     "-fno-trapping-math", "-fno-strict-aliasing", "-fvisibility=hidden"]
             if os.environ.get("FASTNN_DEBUG_CFLAGS"):
                 base = os.environ["FASTNN_DEBUG_CFLAGS"].split()
+        extra_ld = os.environ.get("FASTNN_EXTRA_LDFLAGS", "").split()
         for ext in self.extensions:
             ext.extra_compile_args = base + (omp[0] if omp else [])
-            ext.extra_link_args = (omp[1] if omp else []) + (
-                os.environ.get("FASTNN_EXTRA_LDFLAGS", "").split())
+            ext.extra_link_args = (omp[1] if omp else []) + extra_ld
         super().build_extensions()
+        if ctype == "msvc":   # Linux must work, macOS should; Windows: not yet
+            warnings.warn("fastnn: the embeddable C library is not built with MSVC")
+            return
+        self.build_libfastnn(base, omp, extra_ld)
+
+    # ------------------------------------------------ the embeddable library
+    def _lib_files(self):
+        """Paths, relative to the fastnn package directory, of what
+        build_libfastnn writes (the header and the link name are included)."""
+        if sys.platform == "win32":
+            return []
+        real, link, _ = shared_lib_names()
+        return ([os.path.join("lib", f) for f in
+                 (real, link, static_lib_name(), "libfastnn.json")]
+                + [os.path.join("lib", "pkgconfig", "fastnn.pc"),
+                   os.path.join("include", "fastnn.h")])
+
+    def _build_pkg_dir(self):
+        """The fastnn package directory under build_lib (run() builds there
+        even for --inplace and copies to the source tree afterwards)."""
+        return os.path.join(self.build_lib, "fastnn")
+
+    def build_libfastnn(self, base, omp, extra_ld):
+        """Compile csrc/*.c (no Python) with the extension's compiler, flags
+        and OpenMP, then link libfastnn.so (only FNN_API exported) and
+        archive libfastnn.a from the same -fPIC objects."""
+        cc = self.compiler
+        pkg = self._build_pkg_dir()
+        libdir = os.path.join(pkg, "lib")
+        self.mkpath(os.path.join(libdir, "pkgconfig"))
+        self.mkpath(os.path.join(pkg, "include"))
+        cflags = list(base) + (omp[0] if omp else [])
+        # The ABI needs these whatever FASTNN_DEBUG_CFLAGS says.
+        for flag in ("-fvisibility=hidden", "-fPIC"):
+            if flag not in cflags:
+                cflags.append(flag)
+        objdir = os.path.join(self.build_temp, "libfastnn")
+        self.mkpath(os.path.join(objdir, "csrc"))
+        macros = [("FNN_BUILDING", None)]
+
+        def compile_one(src):
+            return cc.compile([src], output_dir=objdir, macros=macros,
+                              include_dirs=["csrc"], extra_postargs=cflags,
+                              debug=self.debug)
+        # No Python include directories: the library must not need Python.h.
+        saved_includes, cc.include_dirs = cc.include_dirs, []
+        try:
+            # One compiler process per file at once, as numpy.distutils did:
+            # the extension's own -j does not apply here.
+            jobs = max(1, min(len(csrc), os.cpu_count() or 1))
+            with ThreadPoolExecutor(jobs) as pool:
+                objects = [o for objs in pool.map(compile_one, csrc) for o in objs]
+        finally:
+            cc.include_dirs = saved_includes
+
+        real, link, soname = shared_lib_names()
+        libs = [] if sys.platform == "darwin" else ["m"]
+        ldflags = (omp[1] if omp else []) + extra_ld
+        if sys.platform == "darwin":
+            ldflags += ["-Wl,-install_name,@rpath/" + soname]
+        else:
+            ldflags += ["-Wl,-soname," + soname]
+        linker_so = list(cc.linker_so)
+        if sys.platform == "darwin":  # LDSHARED makes a -bundle; a dylib is wanted
+            drop = {"-bundle", "-undefined", "dynamic_lookup"}
+            cc.linker_so = [a for a in linker_so if a not in drop] + ["-dynamiclib"]
+        try:
+            cc.link_shared_object(objects, real, output_dir=libdir, libraries=libs,
+                                  extra_postargs=ldflags, debug=self.debug)
+        finally:
+            cc.linker_so = linker_so
+        link_path = os.path.join(libdir, link)
+        if os.path.lexists(link_path):
+            os.remove(link_path)
+        try:
+            os.symlink(real, link_path)
+        except OSError:
+            shutil.copy2(os.path.join(libdir, real), link_path)
+
+        archive = static_lib_name()
+        if os.path.exists(os.path.join(libdir, archive)):
+            os.remove(os.path.join(libdir, archive))  # ar would add to the old one
+        cc.create_static_lib(objects, LIB_NAME, output_dir=libdir, debug=self.debug)
+
+        self.copy_file(os.path.join("csrc", "fastnn.h"), os.path.join(pkg, "include"))
+        # What a static link needs besides the archive: the OpenMP runtime,
+        # libm, and the extra link flags this build used (sanitizer runtimes).
+        static_private = (omp[1] if omp else []) + extra_ld + ["-l" + l for l in libs]
+        info = {
+            "version": self.distribution.get_version(),
+            "openmp": omp is not None,
+            "shared": link,
+            "soname": soname,
+            "static": archive,
+            "static_link_flags": static_private,
+        }
+        with open(os.path.join(libdir, "libfastnn.json"), "w") as f:
+            json.dump(info, f, indent=1, sort_keys=True)
+            f.write("\n")
+        with open(os.path.join(libdir, "pkgconfig", "fastnn.pc"), "w") as f:
+            f.write(PC_TEMPLATE.format(version=info["version"], name=LIB_NAME,
+                                       private=" ".join(static_private)))
+
+    def _lib_output_mapping(self):
+        """(built file, file in the source tree) pairs for --inplace."""
+        build_py = self.get_finalized_command("build_py")
+        src_pkg = build_py.get_package_dir("fastnn")
+        for rel in self._lib_files():
+            yield os.path.join(self._build_pkg_dir(), rel), os.path.join(src_pkg, rel)
+
+    def copy_extensions_to_source(self):
+        """--inplace (and so ``pip install -e .``): put the library, archive,
+        header and pkg-config file into the source tree's fastnn/ too."""
+        super().copy_extensions_to_source()
+        for built, dest in self._lib_output_mapping():
+            if not os.path.lexists(built):  # not built (MSVC)
+                continue
+            self.mkpath(os.path.dirname(dest))
+            if os.path.lexists(dest):
+                os.remove(dest)
+            if os.path.islink(built):
+                try:
+                    os.symlink(os.readlink(built), dest)
+                    continue
+                except OSError:
+                    pass
+            shutil.copy2(built, dest)
+
+    def _get_output_mapping(self):
+        yield from super()._get_output_mapping()
+        if self.inplace:
+            yield from self._lib_output_mapping()
+
+    def get_outputs(self):
+        outputs = super().get_outputs()
+        if not self.inplace:
+            outputs += [os.path.join(self._build_pkg_dir(), rel)
+                        for rel in self._lib_files()]
+        return outputs
 
 
 csrc = sorted(glob.glob(os.path.join("csrc", "*.c")))
@@ -98,7 +287,9 @@ extensions = [
         "fastnn._core",
         sources=[os.path.join("fastnn", "_core.pyx")] + csrc,
         include_dirs=["csrc", np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        # FNN_STATIC: the core compiled into the extension exports nothing, so
+        # an application that links libfastnn and embeds Python keeps one copy each
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"), ("FNN_STATIC", None)],
         language="c",
     )
 ]

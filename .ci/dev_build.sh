@@ -12,3 +12,11 @@ so=$(ls "$out"/lib/fastnn/_core*.so)
 cp "$so" fastnn/.core_new.so
 mv -f fastnn/.core_new.so "fastnn/$(basename "$so")"
 echo "built fastnn/$(basename "$so")"
+# the embeddable C library, header and fastnn.pc (fastnn.config), file by file
+# the same way (symlinks stay symlinks)
+(cd "$out/lib/fastnn" && find lib include \( -type f -o -type l \)) | while read -r f; do
+    mkdir -p "fastnn/$(dirname "$f")"
+    cp -a "$out/lib/fastnn/$f" "fastnn/$f.new"
+    mv -f "fastnn/$f.new" "fastnn/$f"
+done
+echo "built fastnn/lib/libfastnn.* fastnn/include/fastnn.h"

@@ -12,12 +12,7 @@
 #include <math.h>
 #include "fnn_internal.h"
 
-static inline uint64_t splitmix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+#define splitmix64 fnn__splitmix64
 
 uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter) {
     return splitmix64(splitmix64(seed ^ splitmix64((uint64_t)layer)) + (uint64_t)counter);

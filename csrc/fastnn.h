@@ -23,6 +23,27 @@
 
 #include <stdint.h>
 
+/* Version of the library and of the C API (fnn_version() at run time). */
+#define FASTNN_VERSION_MAJOR 0
+#define FASTNN_VERSION_MINOR 2
+#define FASTNN_VERSION_PATCH 0
+#define FASTNN_VERSION "0.2.0"
+
+/* FNN_API marks the exported symbols of libfastnn; everything else in the
+   library is hidden. FNN_STATIC (set when the core is compiled into another
+   binary, e.g. the Python extension) keeps the fnn_ symbols hidden too. */
+#if defined(_WIN32) && !defined(FNN_STATIC)
+#  ifdef FNN_BUILDING
+#    define FNN_API __declspec(dllexport)
+#  else
+#    define FNN_API __declspec(dllimport)
+#  endif
+#elif (defined(__GNUC__) || defined(__clang__)) && !defined(FNN_STATIC)
+#  define FNN_API __attribute__((visibility("default")))
+#else
+#  define FNN_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -32,23 +53,32 @@ typedef enum fnn_status {
     FNN_ERR_SIZE = 1,     /* a size is negative, a product overflows, or ld too small */
     FNN_ERR_LABEL = 2,    /* a class label is out of range */
     FNN_ERR_NOMEM = 3,    /* an allocation failed */
-    FNN_ERR_ARG = 4       /* another bad argument (NULL pointer, bad scalar) */
+    FNN_ERR_ARG = 4,      /* another bad argument (NULL pointer, bad scalar) */
+    FNN_ERR_STATE = 5,    /* the call needs what the model lacks (no loss, no optimizer) */
+    FNN_ERR_IO = 6,       /* a file could not be opened, read, written or renamed */
+    FNN_ERR_FORMAT = 7    /* a model file is damaged, foreign or of another version */
 } fnn_status;
 
 /* A short English name for a status code (static storage, never NULL). */
-const char *fnn_status_string(fnn_status s);
+FNN_API const char *fnn_status_string(fnn_status s);
+/* What the last failing call of this thread said, in English (never NULL;
+   "" before any error). Each failing call that knows more than its status
+   code overwrites it. */
+FNN_API const char *fnn_last_error(void);
+/* FASTNN_VERSION of the library actually linked. */
+FNN_API const char *fnn_version(void);
 
 /* ---------------------------------------------------------------- threads */
 /* Number of threads the kernels use: the value set by fnn_set_num_threads,
    else OpenMP's default (which honours OMP_NUM_THREADS). 1 without OpenMP. */
-int fnn_get_num_threads(void);
+FNN_API int fnn_get_num_threads(void);
 /* n >= 1 sets the count; n == 0 returns to OpenMP's default. */
-fnn_status fnn_set_num_threads(int n);
+FNN_API fnn_status fnn_set_num_threads(int n);
 /* 1 if the core was compiled with OpenMP, else 0. */
-int fnn_has_openmp(void);
+FNN_API int fnn_has_openmp(void);
 
 /* 1 if the n floats at x are all finite (no NaN, no +-Inf), else 0. */
-int fnn_all_finite(const float *x, int64_t n);
+FNN_API int fnn_all_finite(const float *x, int64_t n);
 
 /* ------------------------------------------------------------------- gemm */
 /* C = alpha * op(A) * op(B) + beta * C, with op(X) = X or X^T.
@@ -59,25 +89,25 @@ int fnn_all_finite(const float *x, int64_t n);
    alpha == 0 or K == 0: C = beta * C; A and B are not read.
    Deterministic: K is never split across threads, so the result is bitwise
    identical for every thread count. */
-fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
+FNN_API fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
                      float alpha, const float *A, int64_t lda,
                      const float *B, int64_t ldb,
                      float beta, float *C, int64_t ldc);
 /* Heap allocations the core has made since it was loaded (GEMM packing
    buffers, cached per thread and grown on demand): flat across calls once
    warm, which is how the tests prove that a training step allocates nothing. */
-int64_t fnn_alloc_count(void);
+FNN_API int64_t fnn_alloc_count(void);
 /* Name of the micro-kernel in use, e.g. "generic". */
-const char *fnn_sgemm_kernel_name(void);
+FNN_API const char *fnn_sgemm_kernel_name(void);
 
 /* ------------------------------------------------------------------ dense */
 /* y (N, OUT) = x (N, IN) . w (IN, OUT) + b (OUT). b may be NULL (no bias). */
-fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
+FNN_API fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
                              const float *b, int64_t N, int64_t IN, int64_t OUT);
 /* dx (N, IN) = dy (N, OUT) . w^T           (OVERWRITTEN; dx may be NULL: skipped)
    dw (IN, OUT) += x^T . dy                  (ACCUMULATED)
    db (OUT) += sum over rows of dy           (ACCUMULATED; NULL: no bias) */
-fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
+FNN_API fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
                               const float *dy, const float *x, const float *w,
                               int64_t N, int64_t IN, int64_t OUT);
 
@@ -85,49 +115,49 @@ fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
 /* Elementwise: y = f(x) over n floats. Backward: dx = dy * f'(x), where f'
    is computed from x and/or y (both must be given: the forward's input and
    output). dx is OVERWRITTEN and may alias dy. */
-fnn_status fnn_relu_forward(float *y, const float *x, int64_t n);
-fnn_status fnn_relu_backward(float *dx, const float *dy, const float *x,
+FNN_API fnn_status fnn_relu_forward(float *y, const float *x, int64_t n);
+FNN_API fnn_status fnn_relu_backward(float *dx, const float *dy, const float *x,
                              const float *y, int64_t n);
 /* f(x) = x if x > 0 else slope * x */
-fnn_status fnn_leaky_relu_forward(float *y, const float *x, int64_t n, float slope);
-fnn_status fnn_leaky_relu_backward(float *dx, const float *dy, const float *x,
+FNN_API fnn_status fnn_leaky_relu_forward(float *y, const float *x, int64_t n, float slope);
+FNN_API fnn_status fnn_leaky_relu_backward(float *dx, const float *dy, const float *x,
                                    const float *y, int64_t n, float slope);
 /* f(x) = 1 / (1 + exp(-x)), computed without overflow */
-fnn_status fnn_sigmoid_forward(float *y, const float *x, int64_t n);
-fnn_status fnn_sigmoid_backward(float *dx, const float *dy, const float *x,
+FNN_API fnn_status fnn_sigmoid_forward(float *y, const float *x, int64_t n);
+FNN_API fnn_status fnn_sigmoid_backward(float *dx, const float *dy, const float *x,
                                 const float *y, int64_t n);
-fnn_status fnn_tanh_forward(float *y, const float *x, int64_t n);
-fnn_status fnn_tanh_backward(float *dx, const float *dy, const float *x,
+FNN_API fnn_status fnn_tanh_forward(float *y, const float *x, int64_t n);
+FNN_API fnn_status fnn_tanh_backward(float *dx, const float *dy, const float *x,
                              const float *y, int64_t n);
 /* GELU, tanh approximation (Hendrycks & Gimpel 2016; PyTorch approximate='tanh'):
    f(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
-fnn_status fnn_gelu_forward(float *y, const float *x, int64_t n);
-fnn_status fnn_gelu_backward(float *dx, const float *dy, const float *x,
+FNN_API fnn_status fnn_gelu_forward(float *y, const float *x, int64_t n);
+FNN_API fnn_status fnn_gelu_backward(float *dx, const float *dy, const float *x,
                              const float *y, int64_t n);
 /* Row-wise softmax over x (N, C): y[i, j] = exp(x[i,j] - max_i) / sum_j(...).
    Backward: dx[i, j] = y[i, j] * (dy[i, j] - sum_k dy[i, k] y[i, k]). */
-fnn_status fnn_softmax_forward(float *y, const float *x, int64_t N, int64_t C);
-fnn_status fnn_softmax_backward(float *dx, const float *dy, const float *x,
+FNN_API fnn_status fnn_softmax_forward(float *y, const float *x, int64_t N, int64_t C);
+FNN_API fnn_status fnn_softmax_backward(float *dx, const float *dy, const float *x,
                                 const float *y, int64_t N, int64_t C);
 
 /* ----------------------------------------------------------------- losses */
 /* Each loss writes the mean loss to *loss (accumulated in double) and, when
    dpred is not NULL, OVERWRITES dpred (same shape as pred) with
    d(mean loss)/d(pred). pred and target are (N, D); the mean is over N*D. */
-fnn_status fnn_mse_loss(double *loss, float *dpred, const float *pred,
+FNN_API fnn_status fnn_mse_loss(double *loss, float *dpred, const float *pred,
                         const float *target, int64_t N, int64_t D);
 /* MAE (L1). The subgradient at pred == target is 0 (as PyTorch's sign). */
-fnn_status fnn_mae_loss(double *loss, float *dpred, const float *pred,
+FNN_API fnn_status fnn_mae_loss(double *loss, float *dpred, const float *pred,
                         const float *target, int64_t N, int64_t D);
 /* Huber: 0.5 r^2 if |r| <= delta else delta (|r| - 0.5 delta), r = pred - target.
    delta > 0. */
-fnn_status fnn_huber_loss(double *loss, float *dpred, const float *pred,
+FNN_API fnn_status fnn_huber_loss(double *loss, float *dpred, const float *pred,
                           const float *target, int64_t N, int64_t D, float delta);
 /* Binary cross-entropy on logits z with targets t in [0, 1]:
    l = -(pw * t * log sigmoid(z) + (1 - t) * log(1 - sigmoid(z))),
    computed stably as (1 - t) z + (1 + (pw - 1) t) softplus(-z).
    pos_weight (D) may be NULL (all ones), as PyTorch's BCEWithLogitsLoss. */
-fnn_status fnn_bce_with_logits_loss(double *loss, float *dpred, const float *logits,
+FNN_API fnn_status fnn_bce_with_logits_loss(double *loss, float *dpred, const float *logits,
                                     const float *target, const float *pos_weight,
                                     int64_t N, int64_t D);
 /* Softmax cross-entropy on logits (N, C) with integer labels (N):
@@ -138,7 +168,7 @@ fnn_status fnn_bce_with_logits_loss(double *loss, float *dpred, const float *log
    and *bad_index (may be NULL) receives the first offending row.
    If no row counts (all ignored, or total weight 0) the loss is 0 and
    dpred is all zeros. */
-fnn_status fnn_cross_entropy_loss(double *loss, float *dpred, const float *logits,
+FNN_API fnn_status fnn_cross_entropy_loss(double *loss, float *dpred, const float *logits,
                                   const int64_t *labels, const float *weight,
                                   int64_t N, int64_t C, int64_t ignore_index,
                                   int64_t *bad_index);
@@ -154,24 +184,24 @@ fnn_status fnn_cross_entropy_loss(double *loss, float *dpred, const float *logit
    if momentum != 0: buf = g (step 1) else momentum * buf + (1 - dampening) * g;
                      g = nesterov ? g + momentum * buf : buf;
    p -= lr * g.  buf (P) may be NULL when momentum == 0. */
-fnn_status fnn_sgd_update(float *params, float *buf, const float *grads, int64_t P,
+FNN_API fnn_status fnn_sgd_update(float *params, float *buf, const float *grads, int64_t P,
                           int64_t step, float lr, float momentum, float dampening,
                           float weight_decay, int nesterov);
 /* Adam (Kingma & Ba 2015) with bias correction; decoupled != 0 gives AdamW
    (Loshchilov & Hutter 2019: p -= lr * wd * p before the Adam step) else
    L2 (g += wd * p). m, v (P) are the first and second moment buffers. */
-fnn_status fnn_adam_update(float *params, float *m, float *v, const float *grads,
+FNN_API fnn_status fnn_adam_update(float *params, float *m, float *v, const float *grads,
                            int64_t P, int64_t step, float lr, float beta1, float beta2,
                            float eps, float weight_decay, int decoupled);
 /* RMSprop, PyTorch semantics: sq = alpha sq + (1 - alpha) g^2;
    if momentum > 0: buf = momentum buf + g / (sqrt(sq) + eps); p -= lr buf
    else p -= lr g / (sqrt(sq) + eps). buf may be NULL when momentum == 0. */
-fnn_status fnn_rmsprop_update(float *params, float *sq, float *buf, const float *grads,
+FNN_API fnn_status fnn_rmsprop_update(float *params, float *sq, float *buf, const float *grads,
                               int64_t P, int64_t step, float lr, float alpha, float eps,
                               float weight_decay, float momentum);
 /* AdaGrad, PyTorch semantics: clr = lr / (1 + (step - 1) lr_decay);
    sum += g^2; p -= clr g / (sqrt(sum) + eps). */
-fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int64_t P,
+FNN_API fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int64_t P,
                               int64_t step, float lr, float lr_decay, float eps,
                               float weight_decay);
 
@@ -179,7 +209,7 @@ fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int
    (> 0), as PyTorch's clip_grad_norm_: coef = max_norm / (norm + 1e-6),
    applied when < 1. *norm (may be NULL) receives the norm before clipping,
    computed in double with a fixed blocking (same bits for any thread count). */
-fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm);
+FNN_API fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm);
 
 /* ---------------------------------------------------------------- dropout */
 /* Inverted dropout with a counter-based generator: element i is kept iff
@@ -188,89 +218,254 @@ fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *n
    (key, i): no state, identical for every thread count and in the NumPy
    reference. 0 <= p < 1. Backward recomputes the mask: dx = dy * mask.
    dx may alias dy; y may alias x. */
-fnn_status fnn_dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t key);
-fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t key);
+FNN_API fnn_status fnn_dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t key);
+FNN_API fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t key);
 /* The key of one dropout call: a hash of the model seed, the layer's index
    in the plan and the call counter (the training step). */
-uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter);
+FNN_API uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter);
 
-/* ------------------------------------------------- fused plan and step */
-/* A Sequential of built-in layers as a plan the C core runs in one call.
-   Parameters of all layers live in one flat buffer; gradients in another of
-   the same size P; optimizer state in one or two more. */
-typedef enum fnn_op {
-    FNN_OP_DENSE = 1, FNN_OP_RELU = 2, FNN_OP_LEAKY_RELU = 3, FNN_OP_SIGMOID = 4,
-    FNN_OP_TANH = 5, FNN_OP_GELU = 6, FNN_OP_SOFTMAX = 7, FNN_OP_DROPOUT = 8
-} fnn_op;
+/* ------------------------------------------------------ shapes and ops */
+/* A network is a list of nodes over numbered tensor slots. Slot 0 is the
+   model input; node i reads slot(s) in[] and writes slot out. Every tensor
+   has a per-sample shape of 1..FNN_MAX_DIMS dimensions (e.g. (C, H, W));
+   the batch N comes first at run time, so a tensor is (N, dim[0], ...)
+   row-major. Each op is described once, in the op table of csrc/ops.c:
+   its name, how it derives its output shape, its parameter, buffer and
+   scratch sizes, its initialisation and its forward and backward kernels. */
+#define FNN_MAX_DIMS 3
+#define FNN_NAME_MAX 24    /* op, loss and optimizer names, with the NUL */
 
-typedef struct fnn_layer {
-    int32_t op;       /* an fnn_op */
-    int32_t has_bias; /* DENSE: 1 if it has a bias */
-    int64_t in, out;  /* features in and out (equal except for DENSE) */
-    int64_t w_off;    /* DENSE: offset of w (in, out) in the flat buffers */
-    int64_t b_off;    /* DENSE with bias: offset of b (out) */
-    float param;      /* LEAKY_RELU: slope; DROPOUT: probability p */
-} fnn_layer;
+typedef struct fnn_shape {
+    int32_t ndim;                  /* 1..FNN_MAX_DIMS */
+    int32_t reserved;
+    int64_t dim[FNN_MAX_DIMS];     /* per-sample sizes; dim[ndim..] are 0 */
+} fnn_shape;
 
-typedef enum fnn_loss_kind {
-    FNN_LOSS_MSE = 1, FNN_LOSS_MAE = 2, FNN_LOSS_HUBER = 3,
-    FNN_LOSS_BCE_WITH_LOGITS = 4, FNN_LOSS_CROSS_ENTROPY = 5
-} fnn_loss_kind;
+/* Linear weight initialisation (biases start at 0). */
+typedef enum fnn_init {
+    FNN_INIT_AUTO = 0,     /* he before a ReLU-family activation, else xavier */
+    FNN_INIT_HE = 1,       /* U(-a, a), a = sqrt(6 / fan_in) */
+    FNN_INIT_XAVIER = 2    /* U(-a, a), a = sqrt(6 / (fan_in + fan_out)) */
+} fnn_init;
 
-typedef struct fnn_loss {
-    int32_t kind;          /* an fnn_loss_kind */
-    float delta;           /* HUBER */
-    const float *weight;   /* CROSS_ENTROPY: class weights (C); BCE: pos_weight (D); or NULL */
-    int64_t ignore_index;  /* CROSS_ENTROPY */
-} fnn_loss;
+/* Typed attributes of one node; each op reads the fields it documents in
+   the table and ignores the rest (keep them 0). */
+typedef struct fnn_attrs {
+    int64_t units;          /* linear: output features */
+    int64_t kernel[2];      /* conv/pool: kernel size (h, w) */
+    int64_t stride[2];      /* conv/pool: stride */
+    int64_t padding[2];     /* conv/pool: zero padding */
+    int64_t dilation[2];    /* conv: dilation */
+    int64_t groups;         /* conv: groups */
+    int64_t axis;           /* softmax: 1 (the feature axis) */
+    int32_t bias;           /* linear: 1 with a bias; norms: 1 with affine */
+    int32_t init;           /* linear: an fnn_init */
+    int32_t flags;          /* op-specific switches (e.g. ceil_mode) */
+    int32_t reserved;
+    float slope;            /* leaky_relu: negative slope */
+    float p;                /* dropout: drop probability in [0, 1) */
+    float eps;              /* norms: epsilon */
+    float momentum;         /* batch norm: running-statistics momentum */
+} fnn_attrs;
 
-typedef enum fnn_optim_kind {
-    FNN_OPTIM_SGD = 1, FNN_OPTIM_ADAM = 2, FNN_OPTIM_RMSPROP = 3, FNN_OPTIM_ADAGRAD = 4
-} fnn_optim_kind;
+typedef struct fnn_node {
+    char op[FNN_NAME_MAX];  /* an op name of the table, e.g. "linear" */
+    int32_t in[2];          /* slots read; in[1] = -1 for a unary op */
+    int32_t out;            /* slot written (each slot is written once) */
+    int32_t reserved;
+    fnn_attrs attrs;
+} fnn_node;
 
-typedef struct fnn_optim {
-    int32_t kind;       /* an fnn_optim_kind */
-    int32_t flag;       /* SGD: nesterov; ADAM: decoupled (AdamW) */
+/* Number of ops in the table, and the name of op i (NULL out of range). */
+FNN_API int32_t fnn_op_count(void);
+FNN_API const char *fnn_op_name(int32_t i);
+
+/* What one node is, once its input shape is known. */
+typedef struct fnn_node_info {
+    fnn_shape out_shape;    /* per-sample output shape */
+    int64_t param_offset;   /* of its parameters in the flat buffers */
+    int64_t num_params;
+    int64_t buffer_offset;  /* of its non-trainable buffers (running stats) */
+    int64_t num_buffers;
+    int64_t scratch_per_row;/* floats of scratch per batch row it uses */
+} fnn_node_info;
+
+/* Validate one node on a per-sample input shape and describe it (the
+   offsets are 0). FNN_ERR_ARG names the problem in fnn_last_error(). */
+FNN_API fnn_status fnn_op_describe(fnn_node_info *info, const fnn_node *node,
+                                   const fnn_shape *in);
+
+/* One op on its own (what the Python layer-by-layer path calls): forward
+   y (N, out) from x (N, in); params (num_params) and buffers (num_buffers)
+   may be NULL when the op has none; training != 0 selects training
+   behaviour (dropout active, with `key`). scratch: N * scratch_per_row
+   floats, or NULL when that is 0. */
+FNN_API fnn_status fnn_op_forward(const fnn_node *node, const fnn_shape *in, int64_t N,
+                                  float *y, const float *x, const float *params,
+                                  float *buffers, float *scratch, int training,
+                                  uint64_t key);
+/* Backward of the same call: dx (N, in) OVERWRITTEN (NULL: not needed),
+   grads (num_params) ACCUMULATED, from dy (N, out), x and y of the forward. */
+FNN_API fnn_status fnn_op_backward(const fnn_node *node, const fnn_shape *in, int64_t N,
+                                   float *dx, float *grads, const float *dy,
+                                   const float *x, const float *y, const float *params,
+                                   float *scratch, uint64_t key);
+/* Fill params (num_params) with the op's initial values from (seed, node
+   index), and buffers (num_buffers) with their start values. `next` is the
+   node after it (NULL if last): FNN_INIT_AUTO looks at it. The uniform draws
+   are u_i = (splitmix64(key + i) >> 11) 2^-53 with key =
+   fnn_dropout_key(seed, index, -1), so the NumPy reference reproduces them. */
+FNN_API fnn_status fnn_op_init(const fnn_node *node, const fnn_shape *in,
+                               const fnn_node *next, float *params, float *buffers,
+                               uint64_t seed, int64_t index);
+
+/* ------------------------------------------------------ losses, optimizers */
+/* Losses and optimizers are tables too (csrc/ops.c), chosen by name. */
+typedef struct fnn_loss_desc {
+    const char *name;       /* "mse", "mae", "huber", "bce_with_logits", "cross_entropy" */
+    float delta;            /* huber */
+    const float *weight;    /* cross_entropy: class weights (C); bce: pos_weight (D);
+                               NULL: none. The model keeps a copy. */
+    int64_t weight_len;
+    int64_t ignore_index;   /* cross_entropy (PyTorch default -100) */
+} fnn_loss_desc;
+
+#define FNN_MAX_STATE 2
+typedef struct fnn_optim_desc {
+    const char *name;       /* "sgd", "adam", "adamw", "rmsprop", "adagrad" */
     float lr, weight_decay, eps;
-    float momentum;     /* SGD, RMSPROP */
-    float dampening;    /* SGD */
-    float beta1, beta2; /* ADAM */
-    float alpha;        /* RMSPROP */
-    float lr_decay;     /* ADAGRAD */
-    float max_grad_norm; /* > 0: fnn_clip_grad_norm before the update; 0: off */
-    float *state0;      /* (P) SGD buf | ADAM m | RMSPROP sq | ADAGRAD sum (NULL if unused) */
-    float *state1;      /* (P) ADAM v | RMSPROP buf (NULL if unused) */
-} fnn_optim;
+    float momentum;         /* sgd, rmsprop */
+    float dampening;        /* sgd */
+    float beta1, beta2;     /* adam, adamw */
+    float alpha;            /* rmsprop */
+    float lr_decay;         /* adagrad */
+    float max_grad_norm;    /* > 0: clip the global gradient norm first; 0: off */
+    int32_t nesterov;       /* sgd */
+    int32_t reserved;
+    /* State buffers of P floats each (sgd: momentum buf; adam: m, v;
+       rmsprop: square average, momentum buf; adagrad: sum), or NULL: the
+       model allocates them zeroed and owns them. Given pointers are
+       borrowed: they must outlive the model's use of this optimizer. */
+    float *state[FNN_MAX_STATE];
+} fnn_optim_desc;
 
-/* One optimizer update of the whole flat buffer (dispatches on o->kind),
-   after scaling grads in place to norm <= o->max_grad_norm when that is > 0. */
-fnn_status fnn_optim_step(const fnn_optim *o, float *params, float *grads,
-                          int64_t P, int64_t step);
+/* Number of state buffers optimizer `name` uses with these settings
+   (e.g. sgd without momentum: 0), or -1 for an unknown name. */
+FNN_API int32_t fnn_optim_num_state(const fnn_optim_desc *d);
 
-/* Floats of workspace that fnn_train_step / fnn_forward need for a batch
-   of N rows (*size), or FNN_ERR_SIZE on an invalid plan. */
-fnn_status fnn_plan_workspace(int64_t *size, const fnn_layer *layers, int64_t L, int64_t N);
+/* One update of flat buffers params, grads (P) with the optimizer d at step
+   t (1-based), after clipping grads in place when d->max_grad_norm > 0.
+   d->state must hold fnn_optim_num_state(d) non-NULL buffers. */
+FNN_API fnn_status fnn_optim_step(const fnn_optim_desc *d, float *params, float *grads,
+                                  int64_t P, int64_t t);
 
-/* out (N, OUT_last) = the plan's forward pass on x (N, IN_first) in
-   evaluation mode (dropout is the identity). work: fnn_plan_workspace floats. */
-fnn_status fnn_forward(float *out, const fnn_layer *layers, int64_t L,
-                       const float *params, int64_t P, const float *x, int64_t N,
-                       float *work, int64_t work_size);
+/* Mean loss of pred (N, D) against target (N, D) floats or labels (N), and
+   dpred (N, D) = d(loss)/d(pred) OVERWRITTEN when not NULL. *bad_index (may
+   be NULL) gets the first row with a label out of range (FNN_ERR_LABEL). */
+FNN_API fnn_status fnn_loss_eval(const fnn_loss_desc *d, double *loss, float *dpred,
+                                 const float *pred, const float *target,
+                                 const int64_t *labels, int64_t N, int64_t D,
+                                 int64_t *bad_index);
 
-/* One training step in one call: forward (training mode) on x (N, IN),
-   loss against the target, grads = gradient (OVERWRITTEN, not accumulated),
-   then one optimizer update of params with `step` (1-based).
-   Targets: target_f (N, OUT) for MSE/MAE/HUBER/BCE; target_i (N) labels for
-   CROSS_ENTROPY (checked before anything is written). Dropout keys come
-   from fnn_dropout_key(seed, layer index, counter). work: fnn_plan_workspace
-   floats; nothing is allocated beyond what fnn_sgemm may cache per thread.
-   *loss receives the loss before the update. On error params are unchanged. */
-fnn_status fnn_train_step(double *loss, const fnn_layer *layers, int64_t L,
-                          float *params, float *grads, int64_t P,
-                          const float *x, const float *target_f, const int64_t *target_i,
-                          int64_t N, const fnn_loss *lossd, const fnn_optim *opt,
-                          int64_t step, uint64_t seed, int64_t counter,
-                          float *work, int64_t work_size, int64_t *bad_index);
+/* ------------------------------------------------------------ the model */
+/* fnn_model owns a network's layout, its flat parameter, gradient and
+   buffer arrays, its loss and optimizer (with their state unless borrowed)
+   and a training workspace. One model is not for concurrent training;
+   fnn_model_forward with a caller workspace may run in many threads. */
+typedef struct fnn_model fnn_model;
+
+typedef struct fnn_model_desc {
+    fnn_shape input;        /* per-sample input shape */
+    int32_t num_nodes;
+    int32_t reserved;
+    const fnn_node *nodes;  /* num_nodes nodes, in execution order */
+} fnn_model_desc;
+
+/* Create a model and initialise its parameters from seed (fnn_op_init of
+   every node). *out is NULL on error; fnn_last_error() says why. */
+FNN_API fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *desc,
+                                    uint64_t seed);
+/* Free a model (NULL is fine). */
+FNN_API void fnn_model_free(fnn_model *m);
+/* Re-initialise parameters and buffers from seed; zero gradients, the
+   optimizer state and the step and dropout counters. */
+FNN_API fnn_status fnn_model_init(fnn_model *m, uint64_t seed);
+
+/* Layout queries. The arrays returned are the model's own (P, P, B floats). */
+FNN_API int32_t fnn_model_num_nodes(const fnn_model *m);
+FNN_API const fnn_node *fnn_model_node(const fnn_model *m, int32_t i);
+FNN_API fnn_status fnn_model_node_info(const fnn_model *m, int32_t i, fnn_node_info *info);
+FNN_API fnn_shape fnn_model_input_shape(const fnn_model *m);
+FNN_API fnn_shape fnn_model_output_shape(const fnn_model *m);
+FNN_API int64_t fnn_model_num_params(const fnn_model *m);
+FNN_API int64_t fnn_model_num_buffers(const fnn_model *m);
+FNN_API float *fnn_model_params(fnn_model *m);
+FNN_API float *fnn_model_grads(fnn_model *m);
+FNN_API float *fnn_model_buffers(fnn_model *m);
+FNN_API uint64_t fnn_model_seed(const fnn_model *m);
+/* Optimizer steps taken and training forward passes made (dropout keys);
+   a caller that also trains outside the model (Python's layer-by-layer
+   path) sets them before the next fused step. */
+FNN_API int64_t fnn_model_step(const fnn_model *m);
+FNN_API int64_t fnn_model_counter(const fnn_model *m);
+FNN_API void fnn_model_set_counters(fnn_model *m, int64_t step, int64_t counter);
+
+/* Opaque application bytes kept with the model and in its file (Python
+   stores its layer options and preprocessing there as JSON). */
+FNN_API fnn_status fnn_model_set_metadata(fnn_model *m, const char *bytes, int64_t len);
+FNN_API const char *fnn_model_metadata(const fnn_model *m, int64_t *len);
+
+FNN_API fnn_status fnn_model_set_loss(fnn_model *m, const fnn_loss_desc *d);
+FNN_API fnn_status fnn_model_set_optimizer(fnn_model *m, const fnn_optim_desc *d);
+
+/* Floats of workspace a batch of n rows needs: training != 0 for
+   fnn_model_train_step (every activation is kept), else for forward. */
+FNN_API fnn_status fnn_model_workspace_size(const fnn_model *m, int64_t n, int training,
+                                            int64_t *floats);
+
+/* out (n, output) = the forward pass of x (n, input) in evaluation mode
+   (dropout is the identity, batch norm uses running statistics). work:
+   fnn_model_workspace_size(m, n, 0) floats, or NULL to allocate one for the
+   call. Reads nothing the call does not own but m: thread-safe with
+   distinct work and out. */
+FNN_API fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x,
+                                     int64_t n, float *work, int64_t work_size);
+
+typedef struct fnn_train_args {
+    const float *x;         /* (n, input) */
+    const float *target;    /* (n, output) float targets, or NULL */
+    const int64_t *labels;  /* (n) class labels (cross_entropy), or NULL */
+    int64_t n;              /* batch rows, >= 1 */
+    float *work;            /* fnn_model_workspace_size(m, n, 1) floats, or NULL:
+                               the model's own (grown once, then reused) */
+    int64_t work_size;
+} fnn_train_args;
+
+typedef struct fnn_train_result {
+    double loss;            /* mean loss of the batch, before the update */
+    int64_t bad_index;      /* FNN_ERR_LABEL: the first row with a bad label */
+    int64_t output_offset;  /* the outputs (n, output) lie at work + output_offset */
+} fnn_train_result;
+
+/* One training step in one call: forward (training mode), loss, backward
+   (gradients OVERWRITTEN), one optimizer update. Needs a loss and an
+   optimizer. Allocates nothing once the workspace exists. On error the
+   parameters are unchanged. */
+FNN_API fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a,
+                                        fnn_train_result *r);
+
+/* ---------------------------------------------------------- model files */
+/* The model file (format version 2, described in csrc/model_io.c): the
+   layout, parameters, buffers, seed and metadata, with a SHA-256 checksum.
+   Saving writes a temporary file beside path, fsyncs it and renames it
+   over path: a crash leaves the old file or the new one. */
+FNN_API fnn_status fnn_model_save(const fnn_model *m, const char *path);
+/* Read a file written by fnn_model_save or fastnn.save. Every size is
+   checked against the file's length before anything is allocated. */
+FNN_API fnn_status fnn_model_load(fnn_model **out, const char *path);
+/* The same from memory (len bytes). */
+FNN_API fnn_status fnn_model_load_bytes(fnn_model **out, const unsigned char *data,
+                                        int64_t len);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,24 @@
    slower on 2 threads than on 1 (bench/compare.py). */
 #define FNN_PAR_MIN_FLOPS 1.0e6
 
+/* splitmix64 (Steele, Lea & Flood, OOPSLA 2014): the counter-based generator
+   of dropout masks and of parameter initialisation. */
+static inline uint64_t fnn__splitmix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Count one heap allocation in fnn_alloc_count() (csrc/gemm.c). */
+void fnn__count_alloc(void);
+
+/* Set this thread's fnn_last_error() message (printf format) and return s. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 2, 3)))
+#endif
+fnn_status fnn__error(fnn_status s, const char *fmt, ...);
+
 /* Threads to use for a job of `work` flops (or elementwise ops x a cost
    factor): 1 when small, nested, or in a forked child; else the set count. */
 int fnn__threads_for(double work);

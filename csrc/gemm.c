@@ -84,6 +84,8 @@ static int64_t gemm_allocs = 0;
 
 int64_t fnn_alloc_count(void) { return __atomic_load_n(&gemm_allocs, __ATOMIC_RELAXED); }
 
+void fnn__count_alloc(void) { __atomic_fetch_add(&gemm_allocs, 1, __ATOMIC_RELAXED); }
+
 static void *counted_alloc64(size_t bytes) {
     __atomic_fetch_add(&gemm_allocs, 1, __ATOMIC_RELAXED);
     return aligned_alloc64(bytes);

@@ -66,14 +66,3 @@ int fnn__threads_for(double work) {
     return 1;
 #endif
 }
-
-const char *fnn_status_string(fnn_status s) {
-    switch (s) {
-    case FNN_OK: return "ok";
-    case FNN_ERR_SIZE: return "invalid size (negative, overflowing, or leading dimension too small)";
-    case FNN_ERR_LABEL: return "class label out of range";
-    case FNN_ERR_NOMEM: return "out of memory";
-    case FNN_ERR_ARG: return "invalid argument";
-    }
-    return "unknown status";
-}

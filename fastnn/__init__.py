@@ -13,15 +13,15 @@ NumPy backend is usable) even where the C extension is not built: it is
 imported when a model, optimizer or thread call first needs it -- or at import
 when threadpoolctl is installed, so that threadpoolctl can see its threads.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import datasets
 from ._backend import get_backend, set_default_backend
 from .callbacks import Callback, EarlyStopping, History, TerminateOnNaN
 from .data import batches, train_test_split
 from .io import FormatError, load, save
-from .layers import (GELU, Dropout, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential,
-                     Sigmoid, Softmax, Tanh)
+from .nn import (GELU, Dropout, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential,
+                 Sigmoid, Softmax, Tanh)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MAELoss, MSELoss
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm_
 from .plot import plot_history             # imports matplotlib on first call only
@@ -29,6 +29,20 @@ from .schedules import (CosineAnnealingLR, ExponentialLR, LRScheduler,
                         ReduceLROnPlateau, StepLR)
 from . import onnx                         # imports the onnx package on first export only
 from .threads import get_num_threads, set_num_threads
+
+
+def get_include():
+    """Directory of ``fastnn.h``, the header of the embeddable C library
+    (see :mod:`fastnn.config`; raises if the library was not built)."""
+    from .config import get_include
+    return get_include()
+
+
+def get_library_dir():
+    """Directory of ``libfastnn.so`` / ``libfastnn.a`` (see :mod:`fastnn.config`)."""
+    from .config import get_library_dir
+    return get_library_dir()
+
 
 __all__ = [
     "Sequential", "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
@@ -43,5 +57,6 @@ __all__ = [
     "datasets",
     "set_num_threads", "get_num_threads",
     "get_backend", "set_default_backend",
+    "get_include", "get_library_dir",
     "__version__",
 ]

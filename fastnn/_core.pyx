@@ -16,111 +16,10 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
 
 cnp.import_array()
-
-cdef extern from "fastnn.h" nogil:
-    ctypedef enum fnn_status:
-        FNN_OK
-        FNN_ERR_SIZE
-        FNN_ERR_LABEL
-        FNN_ERR_NOMEM
-        FNN_ERR_ARG
-    const char *fnn_status_string(fnn_status s)
-    int fnn_get_num_threads()
-    fnn_status fnn_set_num_threads(int n)
-    int fnn_has_openmp()
-    fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
-                         float alpha, const float *A, int64_t lda,
-                         const float *B, int64_t ldb,
-                         float beta, float *C, int64_t ldc)
-    const char *fnn_sgemm_kernel_name()
-    int64_t fnn_alloc_count()
-    int fnn_all_finite(const float *x, int64_t n)
-    fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
-                                 const float *b, int64_t N, int64_t IN, int64_t OUT)
-    fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
-                                  const float *dy, const float *x, const float *w,
-                                  int64_t N, int64_t IN, int64_t OUT)
-    fnn_status fnn_relu_forward(float *y, const float *x, int64_t n)
-    fnn_status fnn_relu_backward(float *dx, const float *dy, const float *x,
-                                 const float *y, int64_t n)
-    fnn_status fnn_leaky_relu_forward(float *y, const float *x, int64_t n, float slope)
-    fnn_status fnn_leaky_relu_backward(float *dx, const float *dy, const float *x,
-                                       const float *y, int64_t n, float slope)
-    fnn_status fnn_sigmoid_forward(float *y, const float *x, int64_t n)
-    fnn_status fnn_sigmoid_backward(float *dx, const float *dy, const float *x,
-                                    const float *y, int64_t n)
-    fnn_status fnn_tanh_forward(float *y, const float *x, int64_t n)
-    fnn_status fnn_tanh_backward(float *dx, const float *dy, const float *x,
-                                 const float *y, int64_t n)
-    fnn_status fnn_gelu_forward(float *y, const float *x, int64_t n)
-    fnn_status fnn_gelu_backward(float *dx, const float *dy, const float *x,
-                                 const float *y, int64_t n)
-    fnn_status fnn_softmax_forward(float *y, const float *x, int64_t N, int64_t C)
-    fnn_status fnn_softmax_backward(float *dx, const float *dy, const float *x,
-                                    const float *y, int64_t N, int64_t C)
-    fnn_status fnn_mse_loss(double *loss, float *dpred, const float *pred,
-                            const float *target, int64_t N, int64_t D)
-    fnn_status fnn_mae_loss(double *loss, float *dpred, const float *pred,
-                            const float *target, int64_t N, int64_t D)
-    fnn_status fnn_huber_loss(double *loss, float *dpred, const float *pred,
-                              const float *target, int64_t N, int64_t D, float delta)
-    fnn_status fnn_bce_with_logits_loss(double *loss, float *dpred, const float *logits,
-                                        const float *target, const float *pos_weight,
-                                        int64_t N, int64_t D)
-    fnn_status fnn_cross_entropy_loss(double *loss, float *dpred, const float *logits,
-                                      const int64_t *labels, const float *weight,
-                                      int64_t N, int64_t C, int64_t ignore_index,
-                                      int64_t *bad_index)
-    fnn_status fnn_sgd_update(float *params, float *buf, const float *grads, int64_t P,
-                              int64_t step, float lr, float momentum, float dampening,
-                              float weight_decay, int nesterov)
-    fnn_status fnn_adam_update(float *params, float *m, float *v, const float *grads,
-                               int64_t P, int64_t step, float lr, float beta1, float beta2,
-                               float eps, float weight_decay, int decoupled)
-    fnn_status fnn_rmsprop_update(float *params, float *sq, float *buf, const float *grads,
-                                  int64_t P, int64_t step, float lr, float alpha, float eps,
-                                  float weight_decay, float momentum)
-    fnn_status fnn_adagrad_update(float *params, float *sum, const float *grads, int64_t P,
-                                  int64_t step, float lr, float lr_decay, float eps,
-                                  float weight_decay)
-    fnn_status fnn_dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t key)
-    fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t key)
-    uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter)
-    fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm)
-
-    ctypedef struct fnn_layer:
-        int32_t op
-        int32_t has_bias
-        int64_t in_ "in"
-        int64_t out
-        int64_t w_off
-        int64_t b_off
-        float param
-    ctypedef struct fnn_loss:
-        int32_t kind
-        float delta
-        const float *weight
-        int64_t ignore_index
-    ctypedef struct fnn_optim:
-        int32_t kind
-        int32_t flag
-        float lr, weight_decay, eps, momentum, dampening, beta1, beta2, alpha, lr_decay
-        float max_grad_norm
-        float *state0
-        float *state1
-    fnn_status fnn_plan_workspace(int64_t *size, const fnn_layer *layers, int64_t L, int64_t N)
-    fnn_status fnn_forward(float *out, const fnn_layer *layers, int64_t L,
-                           const float *params, int64_t P, const float *x, int64_t N,
-                           float *work, int64_t work_size)
-    fnn_status fnn_train_step(double *loss, const fnn_layer *layers, int64_t L,
-                              float *params, float *grads, int64_t P,
-                              const float *x, const float *target_f, const int64_t *target_i,
-                              int64_t N, const fnn_loss *lossd, const fnn_optim *opt,
-                              int64_t step, uint64_t seed, int64_t counter,
-                              float *work, int64_t work_size, int64_t *bad_index)
 
 NAME = "c"
 
@@ -391,141 +290,166 @@ cdef inline int64_t _elementwise_bw(object dx, object dy, object x, object y) ex
     return n
 
 
-def relu_forward(y, x):
-    """y = max(x, 0)."""
-    cdef int64_t n = _elementwise(y, "y", x, "x")
-    cdef float *py = _fp(y, "y", True)
-    cdef float *px = _fp(x, "x", False)
+
+cdef void _set_attrs(fnn_attrs *a, dict attrs) except *:
+    """Fill a node's typed attributes from a dict (missing fields stay 0)."""
+    memset(a, 0, sizeof(fnn_attrs))
+    cdef int k
+    for key, v in attrs.items():
+        if key in ("kernel", "stride", "padding", "dilation"):
+            pair = (v, v) if isinstance(v, int) else tuple(v)
+            if len(pair) != 2:
+                raise ValueError(f"attribute {key!r} must be an int or a pair, got {v!r}")
+            for k in range(2):
+                if key == "kernel": a.kernel[k] = pair[k]
+                elif key == "stride": a.stride[k] = pair[k]
+                elif key == "padding": a.padding[k] = pair[k]
+                else: a.dilation[k] = pair[k]
+        elif key == "units": a.units = v
+        elif key == "groups": a.groups = v
+        elif key == "axis": a.axis = v
+        elif key == "bias": a.bias = v
+        elif key == "init": a.init = v
+        elif key == "flags": a.flags = v
+        elif key == "slope": a.slope = v
+        elif key == "p": a.p = v
+        elif key == "eps": a.eps = v
+        elif key == "momentum": a.momentum = v
+        else:
+            raise ValueError(f"unknown op attribute {key!r}")
+
+
+cdef dict _get_attrs(const fnn_attrs *a):
+    """The non-zero attributes of a node as a dict (the inverse of _set_attrs)."""
+    d = {"units": a.units, "kernel": (a.kernel[0], a.kernel[1]),
+         "stride": (a.stride[0], a.stride[1]), "padding": (a.padding[0], a.padding[1]),
+         "dilation": (a.dilation[0], a.dilation[1]), "groups": a.groups, "axis": a.axis,
+         "bias": a.bias, "init": a.init, "flags": a.flags, "slope": a.slope, "p": a.p,
+         "eps": a.eps, "momentum": a.momentum}
+    return {k: v for k, v in d.items() if v not in (0, 0.0, (0, 0))}
+
+
+cdef void _set_node(fnn_node *node, str op, dict attrs, int32_t index) except *:
+    cdef bytes name = op.encode()
+    if len(name) >= FNN_NAME_MAX:
+        raise ValueError(f"op name {op!r} is too long")
+    memset(node, 0, sizeof(fnn_node))
+    memcpy(node.op, <char *>name, len(name))
+    node.in_[0] = index
+    node.in_[1] = -1
+    node.out = index + 1
+    _set_attrs(&node.attrs, attrs)
+
+
+cdef void _set_shape(fnn_shape *s, object shape) except *:
+    shape = tuple(shape)
+    if not 1 <= len(shape) <= FNN_MAX_DIMS:
+        raise ValueError(f"a per-sample shape has 1 to {FNN_MAX_DIMS} dimensions, got {shape}")
+    memset(s, 0, sizeof(fnn_shape))
+    s.ndim = len(shape)
+    for d, n in enumerate(shape):
+        s.dim[d] = n
+
+
+cdef tuple _shape_tuple(const fnn_shape *s):
+    return tuple(s.dim[d] for d in range(s.ndim))
+
+
+cdef object _error(fnn_status s, str where):
+    """The Python exception for status s, with the C core's message."""
+    msg = fnn_last_error().decode("utf-8", "replace") or fnn_status_string(s).decode()
+    text = f"{where}: {msg}"
+    if s == FNN_ERR_NOMEM:
+        return MemoryError(text)
+    if s == FNN_ERR_IO:
+        return OSError(text)
+    if s == FNN_ERR_LABEL:
+        return IndexError(text)
+    return ValueError(text)
+
+
+# The one-op kernels of the backend API (``relu_forward(y, x)``, ...), made
+# by a loop over the C op table: each runs one node through fnn_op_forward /
+# fnn_op_backward. ``SCALARS`` names the attributes an op's kernels take as
+# trailing arguments; dropout also takes its key and no x, y in backward.
+SCALARS = {"leaky_relu": ("slope",), "dropout": ("p",)}
+FIXED = {"softmax": {"axis": -1}}      # attributes these kernels always pass
+
+
+cdef _run_op(str op, tuple names, tuple scalars, bint backward, dx_or_y, dy_or_x, x, y, key):
+    cdef fnn_node node
+    cdef fnn_shape shp
+    cdef cnp.ndarray a
+    cdef int64_t N = 1, n
+    cdef uint64_t k = 0 if key is None else <uint64_t>(key & 0xFFFFFFFFFFFFFFFF)
+    _set_node(&node, op, dict(zip(names, scalars), **FIXED.get(op, {})), 0)
+    if op == "dropout" and not 0.0 <= scalars[0] < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {scalars[0]}")
+    if backward:
+        if x is None:       # dropout: the mask needs no x, y
+            n = _elementwise(dx_or_y, "dx", dy_or_x, "dy")
+            x = y = dy_or_x
+        else:
+            n = _elementwise_bw(dx_or_y, dy_or_x, x, y)
+        a = <cnp.ndarray>dy_or_x
+    else:
+        n = _elementwise(dx_or_y, "y", dy_or_x, "x")
+        a = <cnp.ndarray>dy_or_x
+    if op == "softmax":
+        if cnp.PyArray_NDIM(a) != 2:
+            raise ValueError(f"softmax expects 2-D (batch, classes), got shape {_shp(a)}")
+        _no_overlap(dx_or_y, "dx" if backward else "y", dy_or_x, "dy" if backward else "x")
+        N = a.shape[0]
+    if n == 0:
+        return
+    _set_shape(&shp, (<int64_t>a.shape[1],) if op == "softmax" else (n,))
+    cdef float *p0 = <float *>cnp.PyArray_DATA(dx_or_y)
+    cdef float *p1 = <float *>cnp.PyArray_DATA(dy_or_x)
+    cdef float *px = <float *>cnp.PyArray_DATA(x) if backward else NULL
+    cdef float *py = <float *>cnp.PyArray_DATA(y) if backward else NULL
     cdef fnn_status s
     with nogil:
-        s = fnn_relu_forward(py, px, n)
-    _raise(s, "relu_forward")
+        if backward:
+            s = fnn_op_backward(&node, &shp, N, p0, NULL, p1, px, py, NULL, NULL, k)
+        else:
+            s = fnn_op_forward(&node, &shp, N, p0, p1, NULL, NULL, NULL, 1, k)
+    if s != FNN_OK:
+        raise _error(s, f"{op}_{'backward' if backward else 'forward'}")
 
 
-def relu_backward(dx, dy, x, y):
-    """dx = dy * (x > 0)."""
-    cdef int64_t n = _elementwise_bw(dx, dy, x, y)
-    cdef float *pdx = _fp(dx, "dx", True)
-    cdef float *pdy = _fp(dy, "dy", False)
-    cdef float *px = _fp(x, "x", False)
-    cdef float *py = _fp(y, "y", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_relu_backward(pdx, pdy, px, py, n)
-    _raise(s, "relu_backward")
+def _signature(names):
+    import inspect
+    return inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                              for n in names])
 
 
-def leaky_relu_forward(y, x, float slope):
-    """y = x if x > 0 else slope * x."""
-    cdef int64_t n = _elementwise(y, "y", x, "x")
-    cdef float *py = _fp(y, "y", True)
-    cdef float *px = _fp(x, "x", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_leaky_relu_forward(py, px, n, slope)
-    _raise(s, "leaky_relu_forward")
+def _make_kernels(str op):
+    names = SCALARS.get(op, ())
+    keyed = op == "dropout"
+    if keyed:
+        def forward(y, x, p, key):
+            _run_op(op, names, (p,), False, y, x, None, None, key)
+        def backward(dx, dy, p, key):
+            _run_op(op, names, (p,), True, dx, dy, None, None, key)
+    else:
+        def forward(y, x, *scalars):
+            _run_op(op, names, scalars, False, y, x, None, None, None)
+        def backward(dx, dy, x, y, *scalars):
+            _run_op(op, names, scalars, True, dx, dy, x, y, None)
+        # the signature the NumPy reference has too: scalars by name
+        forward.__signature__ = _signature(("y", "x") + names)
+        backward.__signature__ = _signature(("dx", "dy", "x", "y") + names)
+    forward.__name__, backward.__name__ = f"{op}_forward", f"{op}_backward"
+    forward.__doc__ = f"y = {op}(x): one node of the C op table (csrc/ops.c)."
+    backward.__doc__ = f"dx = dy * {op}'(x) (OVERWRITTEN): one node of the C op table."
+    return forward, backward
 
 
-def leaky_relu_backward(dx, dy, x, y, float slope):
-    """dx = dy if x > 0 else slope * dy."""
-    cdef int64_t n = _elementwise_bw(dx, dy, x, y)
-    cdef float *pdx = _fp(dx, "dx", True)
-    cdef float *pdy = _fp(dy, "dy", False)
-    cdef float *px = _fp(x, "x", False)
-    cdef float *py = _fp(y, "y", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_leaky_relu_backward(pdx, pdy, px, py, n, slope)
-    _raise(s, "leaky_relu_backward")
-
-
-ctypedef fnn_status (*unary_fw_t)(float *, const float *, int64_t) noexcept nogil
-ctypedef fnn_status (*unary_bw_t)(float *, const float *, const float *,
-                                  const float *, int64_t) noexcept nogil
-
-
-cdef inline _unary_fw(unary_fw_t f, y, x, str where):
-    cdef int64_t n = _elementwise(y, "y", x, "x")
-    cdef float *py = _fp(y, "y", True)
-    cdef float *px = _fp(x, "x", False)
-    cdef fnn_status s
-    with nogil:
-        s = f(py, px, n)
-    _raise(s, where)
-
-
-cdef inline _unary_bw(unary_bw_t f, dx, dy, x, y, str where):
-    cdef int64_t n = _elementwise_bw(dx, dy, x, y)
-    cdef float *pdx = _fp(dx, "dx", True)
-    cdef float *pdy = _fp(dy, "dy", False)
-    cdef float *px = _fp(x, "x", False)
-    cdef float *py = _fp(y, "y", False)
-    cdef fnn_status s
-    with nogil:
-        s = f(pdx, pdy, px, py, n)
-    _raise(s, where)
-
-
-def sigmoid_forward(y, x):
-    """y = 1 / (1 + exp(-x))."""
-    _unary_fw(fnn_sigmoid_forward, y, x, "sigmoid_forward")
-
-
-def sigmoid_backward(dx, dy, x, y):
-    """dx = dy * y * (1 - y)."""
-    _unary_bw(fnn_sigmoid_backward, dx, dy, x, y, "sigmoid_backward")
-
-
-def tanh_forward(y, x):
-    """y = tanh(x)."""
-    _unary_fw(fnn_tanh_forward, y, x, "tanh_forward")
-
-
-def tanh_backward(dx, dy, x, y):
-    """dx = dy * (1 - y^2)."""
-    _unary_bw(fnn_tanh_backward, dx, dy, x, y, "tanh_backward")
-
-
-def gelu_forward(y, x):
-    """GELU, tanh approximation."""
-    _unary_fw(fnn_gelu_forward, y, x, "gelu_forward")
-
-
-def gelu_backward(dx, dy, x, y):
-    """dx = dy * GELU'(x) (tanh approximation)."""
-    _unary_bw(fnn_gelu_backward, dx, dy, x, y, "gelu_backward")
-
-
-def softmax_forward(y, x):
-    """Row-wise softmax of x (N, C)."""
-    cdef int64_t n = _elementwise(y, "y", x, "x")
-    if (<cnp.ndarray>x).ndim != 2:
-        raise ValueError(f"softmax expects 2-D (batch, classes), got shape {_shp(x)}")
-    _no_overlap(y, "y", x, "x")
-    cdef int64_t N = x.shape[0], C = x.shape[1]
-    cdef float *py = _fp(y, "y", True)
-    cdef float *px = _fp(x, "x", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_softmax_forward(py, px, N, C)
-    _raise(s, "softmax_forward")
-
-
-def softmax_backward(dx, dy, x, y):
-    """dx = y * (dy - sum(dy * y, axis=1))."""
-    cdef int64_t n = _elementwise_bw(dx, dy, x, y)
-    if (<cnp.ndarray>dy).ndim != 2:
-        raise ValueError(f"softmax expects 2-D (batch, classes), got shape {_shp(dy)}")
-    _no_overlap(dx, "dx", dy, "dy")
-    cdef int64_t N = dy.shape[0], C = dy.shape[1]
-    cdef float *pdx = _fp(dx, "dx", True)
-    cdef float *pdy = _fp(dy, "dy", False)
-    cdef float *px = _fp(x, "x", False)
-    cdef float *py = _fp(y, "y", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_softmax_backward(pdx, pdy, px, py, N, C)
-    _raise(s, "softmax_backward")
+OP_NAMES = tuple(fnn_op_name(i).decode() for i in range(fnn_op_count()))
+for _op in OP_NAMES:
+    if _op != "linear":     # linear's kernels are dense_forward/backward above
+        globals()[f"{_op}_forward"], globals()[f"{_op}_backward"] = _make_kernels(_op)
+del _op
 
 
 # ---------------------------------------------------------------- losses
@@ -760,182 +684,269 @@ def dropout_key(seed, long long layer, long long counter):
     return fnn_dropout_key(<uint64_t>(seed & 0xFFFFFFFFFFFFFFFF), layer, counter)
 
 
-ctypedef fnn_status (*dropout_t)(float *, const float *, int64_t, float, uint64_t) noexcept nogil
 
-
-cdef inline _dropout(dropout_t f, out, str oname, inp, str iname, float p, key, str where):
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    cdef int64_t n = _elementwise(out, oname, inp, iname)
-    cdef float *po = _fp(out, oname, True)
-    cdef float *pi = _fp(inp, iname, False)
-    cdef uint64_t k = key
-    cdef fnn_status s
-    with nogil:
-        s = f(po, pi, n, p, k)
-    _raise(s, where)
-
-
-def dropout_forward(y, x, float p, key):
-    """y = x * mask / (1 - p) with the stateless mask of `key` (see fastnn.h)."""
-    _dropout(fnn_dropout_forward, y, "y", x, "x", p, key, "dropout_forward")
-
-
-def dropout_backward(dx, dy, float p, key):
-    """dx = dy * mask / (1 - p), recomputing the mask of `key`."""
-    _dropout(fnn_dropout_backward, dx, "dx", dy, "dy", p, key, "dropout_backward")
-
-
-# ------------------------------------------------------------------ plan
-
-OPS = {"dense": 1, "relu": 2, "leaky_relu": 3, "sigmoid": 4, "tanh": 5, "gelu": 6,
-       "softmax": 7, "dropout": 8}
-LOSSES = {"mse": 1, "mae": 2, "huber": 3, "bce_with_logits": 4, "cross_entropy": 5}
-OPTIMS = {"sgd": 1, "adam": 2, "rmsprop": 3, "adagrad": 4}
-
-
-cdef class Plan:
-    """A Sequential of built-in layers as a C plan: forward and a fused train step.
-
-    ``layers`` is a list of dicts with keys ``op`` (a name in ``OPS``), ``in``,
-    ``out`` and, for dense layers, ``w_off``, ``b_off`` (None: no bias) --
-    offsets into the flat parameter buffer -- and ``param`` (leaky slope,
-    dropout p). The plan owns a copy; it is immutable.
-    """
-    cdef fnn_layer *layers
-    cdef readonly int64_t n_layers
-
-    def __cinit__(self, layers):
-        cdef int64_t L = len(layers), i
-        if L < 1:
-            raise ValueError("a plan needs at least one layer")
-        self.layers = <fnn_layer *>malloc(L * sizeof(fnn_layer))
-        if self.layers == NULL:
-            raise MemoryError()
-        self.n_layers = L
-        for i, spec in enumerate(layers):
-            if not isinstance(spec, dict) or not {"op", "in", "out"} <= spec.keys():
-                raise ValueError(f"plan layer {i} must be a dict with keys 'op', 'in', 'out' "
-                                 f"(and w_off, b_off, param), got {spec!r}")
-            if spec["op"] not in OPS:
-                raise ValueError(f"unknown plan op {spec['op']!r}; valid: {', '.join(OPS)}")
-            self.layers[i].op = OPS[spec["op"]]
-            self.layers[i].in_ = spec["in"]
-            self.layers[i].out = spec["out"]
-            self.layers[i].w_off = spec.get("w_off", 0) or 0
-            b_off = spec.get("b_off", None)
-            self.layers[i].has_bias = b_off is not None
-            self.layers[i].b_off = b_off if b_off is not None else 0
-            self.layers[i].param = spec.get("param", 0.0)
-        cdef int64_t size
-        _raise(fnn_plan_workspace(&size, self.layers, L, 1), "Plan")
-
-    def __dealloc__(self):
-        free(self.layers)
-
-    def workspace_size(self, long long N):
-        """Floats of workspace needed for a batch of N rows."""
-        cdef int64_t size = 0
-        _raise(fnn_plan_workspace(&size, self.layers, self.n_layers, N), "Plan.workspace_size")
-        return size
-
-    def forward(self, out, params, x, work):
-        """out (N, OUT) = forward pass (evaluation mode) of x (N, IN)."""
-        cdef cnp.ndarray ax = _pred2d(x, "x"), aout = _arr(out, "out", True)
-        cdef cnp.ndarray ap = _arr(params, "params", False), aw = _arr(work, "work", True)
-        cdef int64_t N = ax.shape[0]
-        if ax.shape[1] != self.layers[0].in_:
-            raise ValueError(f"x has {ax.shape[1]} features, the plan expects "
-                             f"{self.layers[0].in_}")
-        _shape2(aout, "out", N, self.layers[self.n_layers - 1].out)
-        _no_overlap(out, "out", x, "x")
-        _no_overlap(out, "out", work, "work")
-        _no_overlap(out, "out", params, "params")
-        _no_overlap(work, "work", x, "x")
-        _no_overlap(work, "work", params, "params")
-        cdef fnn_status s
-        with nogil:
-            s = fnn_forward(<float *>cnp.PyArray_DATA(aout), self.layers, self.n_layers,
-                            <float *>cnp.PyArray_DATA(ap), cnp.PyArray_SIZE(ap),
-                            <float *>cnp.PyArray_DATA(ax), N,
-                            <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw))
-        _raise(s, "Plan.forward")
-
-    def bind(self, params, grads, loss, optim):
-        """A :class:`Step`: this plan bound to its flat buffers, loss and optimizer.
-
-        loss: (name, delta, weight or None, ignore_index).
-        optim: (name, flag, lr, weight_decay, eps, momentum, dampening, beta1, beta2,
-        alpha, lr_decay, max_grad_norm (0: no clipping), state0 or None, state1 or None).
-        """
-        return Step(self, params, grads, loss, optim)
-
-    def train_step(self, params, grads, x, target, loss, optim, long long step,
-                   seed, long long counter, work):
-        """One fused training step; returns the loss (before the update).
-        ``bind(params, grads, loss, optim).run(x, target, step, seed, counter, work)``."""
-        return Step(self, params, grads, loss, optim).run(x, target, step, seed, counter, work)
-
+# ----------------------------------------------------------------- model
 
 cdef enum:
-    N_WRITTEN = 4   # params, grads, state0, state1
+    N_WRITTEN = 4   # params, grads, state0, state1: what a train step writes
 
 
-cdef class Step:
-    """A Plan bound to params, grads, loss and optimizer (all checked once here).
+cdef class Model:
+    """A C ``fnn_model`` (csrc/model.c): layout, flat buffers, loss, optimizer.
 
-    ``run`` then checks only the batch and the workspace -- type, shape, no
-    overlap with any buffer the step writes -- and makes the one C call, so a
-    fused step costs about a microsecond of Python. Rebind when a
-    hyperparameter changes.
+    ``Model(input_shape, nodes, seed)`` builds it from a per-sample input
+    shape and a list of ``(op name, attrs dict)`` (a chain: node i reads
+    slot i) and initialises the parameters from ``seed``. ``params``,
+    ``grads`` and ``buffers`` are NumPy views of the model's own memory
+    (they keep the model alive). ``Model.load(path)`` reads a model file.
+
+    ``set_loss``/``set_optimizer`` bind the loss and the optimizer (its
+    state arrays are borrowed: kept alive here); ``train_step`` then checks
+    only the batch and the workspace -- type, shape, no overlap with any
+    buffer the step writes -- and makes the one C call.
     """
-    cdef Plan plan
-    cdef object keep
-    cdef fnn_loss ld
-    cdef fnn_optim od
-    cdef cnp.ndarray ap, ag
-    cdef int64_t P, D
-    cdef bint labels
+    cdef fnn_model *m
+    cdef readonly object params, grads, buffers
+    cdef readonly tuple input_shape, output_shape
+    cdef readonly int64_t in_size, out_size
+    cdef readonly bint labels
+    cdef object keep        # arrays the C model borrows (optimizer state)
     cdef char *lo[N_WRITTEN]
     cdef char *hi[N_WRITTEN]
 
-    def __cinit__(self, Plan plan, params, grads, loss, optim):
-        self.plan = plan
-        self.ap = _arr(params, "params", True)
-        self.ag = _arr(grads, "grads", True)
-        self.P = cnp.PyArray_SIZE(self.ap)
-        self.D = plan.layers[plan.n_layers - 1].out
-        if cnp.PyArray_SIZE(self.ag) != self.P:
-            raise ValueError(f"grads has {cnp.PyArray_SIZE(self.ag)} elements, "
-                             f"params has {self.P}")
-        lname, delta, weight, ignore_index = loss
-        if lname not in LOSSES:
-            raise ValueError(f"unknown loss {lname!r}; valid: {', '.join(LOSSES)}")
-        self.ld.kind = LOSSES[lname]
-        self.ld.delta = delta
-        self.ld.ignore_index = ignore_index
-        self.ld.weight = _fp_opt(weight, "weight", False, self.D)
-        self.labels = lname == "cross_entropy"
-        (oname, flag, self.od.lr, self.od.weight_decay, self.od.eps, self.od.momentum,
-         self.od.dampening, self.od.beta1, self.od.beta2, self.od.alpha, self.od.lr_decay,
-         self.od.max_grad_norm, state0, state1) = optim
-        if oname not in OPTIMS:
-            raise ValueError(f"unknown optimizer {oname!r}; valid: {', '.join(OPTIMS)}")
-        self.od.kind = OPTIMS[oname]
-        self.od.flag = flag
-        self.od.state0 = _fp_opt(state0, "state0", True, self.P)
-        self.od.state1 = _fp_opt(state1, "state1", True, self.P)
-        _step_ok(1, self.od.lr)
-        written = ((params, "params"), (grads, "grads"), (state0, "state0"),
-                   (state1, "state1"))
-        for i, (arr, name) in enumerate(written):
-            for other, oname in written[i + 1:] + ((weight, "weight"),):
-                _no_overlap(arr, name, other, oname)
-            if arr is None:
-                self.lo[i] = self.hi[i] = NULL
+    def __cinit__(self, input_shape=None, nodes=None, seed=0):
+        if input_shape is None:     # Model._wrap fills it
+            return
+        cdef fnn_model_desc desc
+        cdef int64_t L = len(nodes), i
+        if L < 1:
+            raise ValueError("a model needs at least one node")
+        cdef fnn_node *buf = <fnn_node *>malloc(L * sizeof(fnn_node))
+        if buf == NULL:
+            raise MemoryError()
+        cdef fnn_status s
+        cdef uint64_t sd = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
+        try:
+            for i, (op, attrs) in enumerate(nodes):
+                _set_node(&buf[i], op, attrs, i)
+            _set_shape(&desc.input, input_shape)
+            desc.num_nodes = L
+            desc.nodes = buf
+            with nogil:
+                s = fnn_model_create(&self.m, &desc, sd)
+        finally:
+            free(buf)
+        if s != FNN_OK:
+            raise _error(s, "Model")
+        self._views()
+
+    cdef void _views(self) except *:
+        cdef fnn_shape si = fnn_model_input_shape(self.m), so = fnn_model_output_shape(self.m)
+        self.input_shape, self.output_shape = _shape_tuple(&si), _shape_tuple(&so)
+        self.in_size = int(np.prod(self.input_shape))
+        self.out_size = int(np.prod(self.output_shape))
+        self.params = self._view(fnn_model_params(self.m), fnn_model_num_params(self.m))
+        self.grads = self._view(fnn_model_grads(self.m), fnn_model_num_params(self.m))
+        self.buffers = self._view(fnn_model_buffers(self.m), fnn_model_num_buffers(self.m))
+        self.lo[0] = _extent(self.params, &self.hi[0])
+        self.lo[1] = _extent(self.grads, &self.hi[1])
+        self.lo[2] = self.hi[2] = self.lo[3] = self.hi[3] = NULL
+
+    cdef object _view(self, float *p, int64_t n):
+        cdef cnp.npy_intp dims[1]
+        dims[0] = n
+        arr = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_FLOAT32, <void *>p)
+        cnp.set_array_base(arr, self)
+        return arr
+
+    def __dealloc__(self):
+        fnn_model_free(self.m)
+
+    @staticmethod
+    cdef Model _wrap(fnn_model *m):
+        cdef Model self = Model.__new__(Model)
+        self.m = m
+        self._views()
+        return self
+
+    @staticmethod
+    def load(path):
+        """Read a model file written by ``save`` or by C's fnn_model_save."""
+        cdef bytes p = str(path).encode()
+        cdef const char *cp = p
+        cdef fnn_model *m = NULL
+        cdef fnn_status s
+        with nogil:
+            s = fnn_model_load(&m, cp)
+        if s != FNN_OK:
+            raise _error(s, f"load {path}")
+        return Model._wrap(m)
+
+    @staticmethod
+    def load_bytes(data):
+        """The same from bytes in memory."""
+        cdef const unsigned char[::1] view = memoryview(data).cast("B")
+        cdef fnn_model *m = NULL
+        cdef fnn_status s
+        cdef int64_t n = view.shape[0]
+        with nogil:
+            s = fnn_model_load_bytes(&m, &view[0] if n > 0 else NULL, n)
+        if s != FNN_OK:
+            raise _error(s, "load_bytes")
+        return Model._wrap(m)
+
+    def save(self, path):
+        """Write the model file (atomic: temp file, fsync, rename)."""
+        cdef bytes p = str(path).encode()
+        cdef const char *cp = p
+        cdef fnn_status s
+        with nogil:
+            s = fnn_model_save(self.m, cp)
+        if s != FNN_OK:
+            raise _error(s, f"save {path}")
+
+    def init(self, seed):
+        """Re-initialise parameters and buffers from seed (counters to 0)."""
+        cdef fnn_status s = fnn_model_init(self.m, <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF))
+        if s != FNN_OK:
+            raise _error(s, "init")
+
+    @property
+    def seed(self):
+        return fnn_model_seed(self.m)
+
+    @property
+    def num_nodes(self):
+        return fnn_model_num_nodes(self.m)
+
+    def node(self, int i):
+        """(op name, attrs dict) of node i."""
+        cdef const fnn_node *nd = fnn_model_node(self.m, i)
+        if nd == NULL:
+            raise IndexError(f"no node {i}")
+        return nd.op.decode(), _get_attrs(&nd.attrs)
+
+    def node_info(self, int i):
+        """{"out_shape", "param_offset", "num_params", "buffer_offset", "num_buffers",
+        "scratch_per_row"} of node i."""
+        cdef fnn_node_info inf
+        cdef fnn_status s = fnn_model_node_info(self.m, i, &inf)
+        if s != FNN_OK:
+            raise IndexError(f"no node {i}")
+        return {"out_shape": _shape_tuple(&inf.out_shape), "param_offset": inf.param_offset,
+                "num_params": inf.num_params, "buffer_offset": inf.buffer_offset,
+                "num_buffers": inf.num_buffers, "scratch_per_row": inf.scratch_per_row}
+
+    @property
+    def metadata(self):
+        cdef int64_t n = 0
+        cdef const char *p = fnn_model_metadata(self.m, &n)
+        return p[:n]
+
+    @metadata.setter
+    def metadata(self, bytes data):
+        cdef fnn_status s = fnn_model_set_metadata(self.m, data, len(data))
+        if s != FNN_OK:
+            raise _error(s, "metadata")
+
+    @property
+    def counters(self):
+        """(optimizer steps taken, training forward passes) of the C model."""
+        return fnn_model_step(self.m), fnn_model_counter(self.m)
+
+    def workspace_size(self, long long n, bint training=True):
+        """Floats of workspace a batch of n rows needs (training or forward)."""
+        cdef int64_t size = 0
+        cdef fnn_status s = fnn_model_workspace_size(self.m, n, training, &size)
+        if s != FNN_OK:
+            raise _error(s, "workspace_size")
+        return size
+
+    cdef cnp.ndarray _batch(self, object x):
+        """x as a float32 C-contiguous (n, *input_shape) or (n, in_size) array."""
+        cdef cnp.ndarray ax = _arr(x, "x", False)
+        cdef tuple rest = (<object>ax).shape[1:]
+        if cnp.PyArray_NDIM(ax) < 2 or (rest != self.input_shape and rest != (self.in_size,)):
+            raise ValueError(f"x must have shape (n, {', '.join(map(str, self.input_shape))})"
+                             f", got {_shp(ax)}")
+        return ax
+
+    def forward(self, out, x, work):
+        """out (n, output) = the forward pass of x (n, input) in evaluation mode."""
+        cdef cnp.ndarray ax = self._batch(x), aout = _arr(out, "out", True)
+        cdef cnp.ndarray aw = _arr(work, "work", True)
+        cdef int64_t n = ax.shape[0]
+        if cnp.PyArray_SIZE(aout) != n * self.out_size or aout.shape[0] != n:
+            raise ValueError(f"out must have shape ({n}, "
+                             f"{', '.join(map(str, self.output_shape))}), got {_shp(aout)}")
+        for a, an in ((out, "out"), (work, "work")):
+            for b, bn in ((x, "x"), (self.params, "params"), (self.buffers, "buffers")):
+                _no_overlap(a, an, b, bn)
+        _no_overlap(out, "out", work, "work")
+        cdef fnn_status s
+        with nogil:
+            s = fnn_model_forward(self.m, <float *>cnp.PyArray_DATA(aout),
+                                  <float *>cnp.PyArray_DATA(ax), n,
+                                  <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw))
+        if s != FNN_OK:
+            raise _error(s, "forward")
+
+    def set_loss(self, str name, float delta=0.0, weight=None, long long ignore_index=-100):
+        """Bind a loss of the C loss table (the model copies the weight)."""
+        cdef fnn_loss_desc d
+        cdef bytes bname = name.encode()
+        d.name = bname
+        d.delta = delta
+        d.weight = _fp_opt(weight, "weight", False, self.out_size)
+        d.weight_len = self.out_size if weight is not None else 0
+        d.ignore_index = ignore_index
+        cdef fnn_status s = fnn_model_set_loss(self.m, &d)
+        if s != FNN_OK:
+            raise _error(s, "set_loss")
+        self.labels = name == "cross_entropy"
+
+    def set_optimizer(self, str name, dict hp, states=()):
+        """Bind an optimizer of the C table with hyperparameters ``hp`` (lr,
+        weight_decay, eps, momentum, dampening, beta1, beta2, alpha, lr_decay,
+        max_grad_norm, nesterov) and its state arrays (borrowed, P floats each)."""
+        cdef fnn_optim_desc d
+        memset(&d, 0, sizeof(fnn_optim_desc))
+        cdef bytes bname = name.encode()
+        d.name = bname
+        d.lr = hp.get("lr", 0.0)
+        d.weight_decay = hp.get("weight_decay", 0.0)
+        d.eps = hp.get("eps", 0.0)
+        d.momentum = hp.get("momentum", 0.0)
+        d.dampening = hp.get("dampening", 0.0)
+        d.beta1 = hp.get("beta1", 0.0)
+        d.beta2 = hp.get("beta2", 0.0)
+        d.alpha = hp.get("alpha", 0.0)
+        d.lr_decay = hp.get("lr_decay", 0.0)
+        d.max_grad_norm = hp.get("max_grad_norm", 0.0) or 0.0
+        d.nesterov = bool(hp.get("nesterov", False))
+        _step_ok(1, d.lr)
+        cdef int64_t P = cnp.PyArray_SIZE(self.params)
+        states = tuple(states)
+        if len(states) > FNN_MAX_STATE:
+            raise ValueError(f"at most {FNN_MAX_STATE} state buffers, got {len(states)}")
+        written = [(self.params, "params"), (self.grads, "grads")]
+        cdef int k
+        for k, st in enumerate(states):
+            name_k = f"state{k}"
+            d.state[k] = _fp_opt(st, name_k, True, P)
+            for other, oname in written:
+                _no_overlap(st, name_k, other, oname)
+            written.append((st, name_k))
+        cdef fnn_status s = fnn_model_set_optimizer(self.m, &d)
+        if s != FNN_OK:
+            raise _error(s, "set_optimizer")
+        for k in range(2):
+            st = states[k] if k < len(states) else None
+            if st is None:
+                self.lo[2 + k] = self.hi[2 + k] = NULL
             else:
-                self.lo[i] = _extent(<cnp.ndarray>arr, &self.hi[i])
-        self.keep = (params, grads, weight, state0, state1)
+                self.lo[2 + k] = _extent(<cnp.ndarray>st, &self.hi[2 + k])
+        self.keep = states
 
     cdef void _disjoint(self, cnp.ndarray a, str name) except *:
         """ValueError if a overlaps a buffer the step writes."""
@@ -947,45 +958,45 @@ cdef class Step:
                 raise ValueError(f"{('params', 'grads', 'state0', 'state1')[i]} must not "
                                  f"share memory with {name}")
 
-    def run(self, x, target, long long step, seed, long long counter, work):
-        """One fused training step on the batch (x, target); returns the loss."""
-        cdef Plan plan = self.plan
-        cdef cnp.ndarray ax = _pred2d(x, "x"), aw = _arr(work, "work", True), at
-        cdef int64_t N = ax.shape[0]
-        if ax.shape[1] != plan.layers[0].in_:
-            raise ValueError(f"x has {ax.shape[1]} features, the plan expects "
-                             f"{plan.layers[0].in_}")
-        cdef float *tf = NULL
-        cdef int64_t *ti = NULL
+    def train_step(self, x, target, work, long long steps_done, long long counter):
+        """One fused training step on (x, target); returns (loss, output offset in work).
+
+        ``steps_done``/``counter``: optimizer steps and training passes made so
+        far (the step uses steps_done + 1; dropout keys counter + 1)."""
+        cdef cnp.ndarray ax = self._batch(x), aw = _arr(work, "work", True), at
+        cdef fnn_train_args a
+        cdef fnn_train_result r
+        a.n = ax.shape[0]
+        a.target = NULL
+        a.labels = NULL
         if self.labels:
             at = _arr(target, "labels", False, cnp.NPY_INT64)
-            if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != N:
-                raise ValueError(f"labels must have shape ({N},), got {_shp(at)}")
-            ti = <int64_t *>cnp.PyArray_DATA(at)
+            if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != a.n:
+                raise ValueError(f"labels must have shape ({a.n},), got {_shp(at)}")
+            a.labels = <int64_t *>cnp.PyArray_DATA(at)
         else:
             at = _arr(target, "target", False)
-            _shape2(at, "target", N, self.D)
-            tf = <float *>cnp.PyArray_DATA(at)
-        if step < 1:
-            raise ValueError(f"step must be >= 1, got {step}")
+            if at.shape[0] != a.n or cnp.PyArray_SIZE(at) != a.n * self.out_size:
+                raise ValueError(f"target must have shape ({a.n}, "
+                                 f"{', '.join(map(str, self.output_shape))}), got {_shp(at)}")
+            a.target = <float *>cnp.PyArray_DATA(at)
+        if steps_done < 0:
+            raise ValueError(f"step must be >= 1, got {steps_done + 1}")
         self._disjoint(aw, "work")
         self._disjoint(ax, "x")
         self._disjoint(at, "target")
         _no_overlap(work, "work", x, "x")
         _no_overlap(work, "work", target, "target")
-        cdef uint64_t sd = <uint64_t>(seed & 0xFFFFFFFFFFFFFFFF)
-        cdef double value = 0.0
-        cdef int64_t bad = -1
+        a.x = <float *>cnp.PyArray_DATA(ax)
+        a.work = <float *>cnp.PyArray_DATA(aw)
+        a.work_size = cnp.PyArray_SIZE(aw)
+        fnn_model_set_counters(self.m, steps_done, counter)
         cdef fnn_status s
         with nogil:
-            s = fnn_train_step(&value, plan.layers, plan.n_layers,
-                               <float *>cnp.PyArray_DATA(self.ap),
-                               <float *>cnp.PyArray_DATA(self.ag), self.P,
-                               <float *>cnp.PyArray_DATA(ax), tf, ti, N, &self.ld, &self.od,
-                               step, sd, counter,
-                               <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw), &bad)
+            s = fnn_model_train_step(self.m, &a, &r)
         if s == FNN_ERR_LABEL:
-            raise IndexError(f"target {target[bad]} is out of bounds for {self.D} classes "
-                             f"(row {bad})")
-        _raise(s, "Plan.train_step")
-        return value
+            raise IndexError(f"target {target[r.bad_index]} is out of bounds for "
+                             f"{self.out_size} classes (row {r.bad_index})")
+        if s != FNN_OK:
+            raise _error(s, "train_step")
+        return r.loss, r.output_offset

@@ -31,8 +31,6 @@ __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]
 
 DEFAULT_OPSET = 17   # onnxruntime >= 1.13 runs it
 MIN_OPSET = 13       # Softmax(axis=-1) over one axis, as fastnn's
-_SIMPLE = {"ReLU": "Relu", "Sigmoid": "Sigmoid", "Tanh": "Tanh"}
-_EXPORTABLE = ("Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax", "Dropout")
 
 
 def _import_onnx():
@@ -47,8 +45,8 @@ def _import_onnx():
 class _Graph:
     """Accumulates nodes and initializers with unique tensor names."""
 
-    def __init__(self, onnx):
-        self.onnx, self.nodes, self.inits, self._n = onnx, [], [], 0
+    def __init__(self, onnx, opset):
+        self.onnx, self.opset, self.nodes, self.inits, self._n = onnx, opset, [], [], 0
 
     def name(self, hint):
         self._n += 1
@@ -64,6 +62,11 @@ class _Graph:
         out = self.name(hint)
         self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
+
+
+    def gelu_primitive(self, x, hint):
+        """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) from Mul/Add/Tanh."""
+        return _gelu_primitive(self, x, hint)
 
 
 def _gelu_primitive(g, x, hint):
@@ -94,38 +97,23 @@ def export(model, path=None, opset=DEFAULT_OPSET):
     The graph is checked with ``onnx.checker`` before it is written.
     """
     from . import __version__
-    from .layers import Sequential
+    from .nn import Sequential, registry
     if not isinstance(model, Sequential):
         raise TypeError(f"export needs a fastnn Sequential, got {type(model).__name__}")
     for i, layer in enumerate(model.layers):
-        if type(layer).__module__ != "fastnn.layers" or type(layer).__name__ not in _EXPORTABLE:
+        if not registry.is_builtin(layer) or not hasattr(layer, "to_onnx"):
+            names = ", ".join(c.__name__ for c in registry.LAYERS.values() if hasattr(c, "to_onnx"))
             raise TypeError(f"cannot export layer {i} {layer!r} ({type(layer).__name__}) to "
-                            f"ONNX: exportable layers are {', '.join(_EXPORTABLE)}")
+                            f"ONNX: exportable layers are {names}")
     onnx = _import_onnx()
     newest = onnx.defs.onnx_opset_version()
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset must be an integer from {MIN_OPSET} to {newest} (the newest "
                          f"this onnx {onnx.__version__} knows), got {opset!r}")
-    helper, g = onnx.helper, _Graph(onnx)
+    helper, g = onnx.helper, _Graph(onnx, opset)
     x = "input"
-    for i, layer in enumerate(model.layers):
-        kind = type(layer).__name__
-        if kind == "Linear":
-            w = g.const(f"{i}.weight", layer.weight.data)    # (IN, OUT)
-            if layer.bias is not None:
-                x = g.node("Gemm", [x, w, g.const(f"{i}.bias", layer.bias.data)], f"{i}.gemm")
-            else:
-                x = g.node("MatMul", [x, w], f"{i}.matmul")
-        elif kind in _SIMPLE:
-            x = g.node(_SIMPLE[kind], [x], f"{i}.{kind.lower()}")
-        elif kind == "LeakyReLU":
-            x = g.node("LeakyRelu", [x], f"{i}.leaky_relu", alpha=layer.negative_slope)
-        elif kind == "GELU":
-            x = (g.node("Gelu", [x], f"{i}.gelu", approximate="tanh") if opset >= 20
-                 else _gelu_primitive(g, x, str(i)))
-        elif kind == "Softmax":
-            x = g.node("Softmax", [x], f"{i}.softmax", axis=-1)
-        # Dropout: the identity at inference, no node
+    for i, layer in enumerate(model.layers):      # each layer writes its own nodes
+        x = layer.to_onnx(g, x, str(i))
     if not g.nodes:   # only Dropout layers
         x = g.node("Identity", [x], "identity")
     g.nodes[-1].output[0] = "output"

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ._backend import get_backend
-from . import layers as _layers
+from .parameter import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get_optimizer",
            "clip_grad_norm_"]
@@ -73,6 +73,7 @@ class Optimizer:
     ``_update(be, p, g, state, t, hp)``, one kernel call.
     """
     _state_names = ()
+    _c_name = None      # its entry in the C optimizer table (csrc/ops.c)
 
     def __init__(self, params, defaults, backend=None, max_grad_norm=None):
         params = list(params)
@@ -81,13 +82,21 @@ class Optimizer:
         if not params:
             raise ValueError("optimizer got an empty parameter list")
         for p in params:
-            if not isinstance(p, _layers.Parameter):
+            if not isinstance(p, Parameter):
                 raise TypeError(f"optimizer params must be fastnn Parameters "
                                 f"(model.parameters()), got {type(p).__name__}")
         self.params = params
         self.param_groups = [dict(defaults, params=params)]
         self.backend = get_backend(backend if backend is not None else params[0].backend)
         self.step_count = 0
+        self._find_targets()
+        self.state = [{n: self._init_state(n, data) for n in self._state_names}
+                      for data, _ in self._targets]
+
+    def _find_targets(self):
+        """(data, grad) pairs one kernel call each updates: the whole flat
+        buffers when the parameters tile them in order, else each parameter."""
+        params = self.params
         flat = params[0].flat
         tiles = flat is not None and params[0].offset == 0 and all(
             p.flat is flat and p.offset == q.offset + q.data.size
@@ -98,8 +107,19 @@ class Optimizer:
         else:
             self._targets = [(p.data, p.grad) for p in params]
         self.flat = tiles
-        self.state = [{n: self._init_state(n, data) for n in self._state_names}
-                      for data, _ in self._targets]
+
+    def __getstate__(self):
+        """Pickle: the parameters (found again in their model), hyperparameters
+        and state arrays; the backend by name."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_targets", "backend")}
+        state["backend"] = self.backend.NAME
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        self.__dict__.update(state)
+        self.backend = get_backend(state["backend"])
+        self._find_targets()
 
     def _init_state(self, name, data):
         return np.zeros_like(data)
@@ -128,19 +148,19 @@ class Optimizer:
             self._update(self.backend, data, grad, state, self.step_count, hp)
 
     def _plan_spec(self):
-        """The fused C step's optimizer tuple (see ``fastnn._core.Plan.train_step``),
-        or None when the state is not flat or the class is not a built-in."""
+        """(C optimizer name, hyperparameters, state arrays) for the fused C step
+        (``fastnn._core.Model.set_optimizer``), or None when the state is not
+        flat or the class is not a built-in."""
         if not self.flat or type(self).__module__ != __name__:
             return None
         hp = self.param_groups[0]
         _check("learning rate", hp["lr"])
-        st = self.state[0]
         b1, b2 = hp.get("betas", (0.0, 0.0))
-        name, flag, s0, s1 = self._plan_kernel(st, hp)
-        return (name, flag, hp["lr"], hp["weight_decay"], hp.get("eps", 0.0),
-                hp.get("momentum", 0.0), hp.get("dampening", 0.0), b1, b2,
-                hp.get("alpha", 0.0), hp.get("lr_decay", 0.0), hp["max_grad_norm"] or 0.0,
-                s0, s1)
+        c_hp = {k: hp.get(k, 0.0) for k in ("lr", "weight_decay", "eps", "momentum",
+                                            "dampening", "alpha", "lr_decay")}
+        c_hp.update(beta1=b1, beta2=b2, max_grad_norm=hp["max_grad_norm"] or 0.0,
+                    nesterov=bool(hp.get("nesterov", False)))
+        return self._c_name, c_hp, tuple(self.state[0][k] for k in self._state_names)
 
     def state_dict(self):
         """Step count, hyperparameters and copies of the state buffers."""
@@ -177,6 +197,7 @@ class SGD(Optimizer):
     g ← g + wd·p;  if momentum ≠ 0:  b ← g at t = 1, else b ← momentum·b + (1 - dampening)·g;
     g ← g + momentum·b (nesterov) or b;   p ← p - lr·g.
     """
+    _c_name = "sgd"
     def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False, max_grad_norm=None, backend=None):
         hp = dict(lr=_check("learning rate", lr),
@@ -188,9 +209,6 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         self._state_names = ("momentum_buffer",) if momentum != 0 else ()
         super().__init__(params, hp, backend, max_grad_norm)
-
-    def _plan_kernel(self, s, hp):
-        return "sgd", hp["nesterov"], s.get("momentum_buffer"), None
 
     def _update(self, be, p, g, s, t, hp):
         be.sgd_update(p, s.get("momentum_buffer"), g, t, hp["lr"], hp["momentum"],
@@ -204,7 +222,7 @@ class Adam(Optimizer):
     p ← p - lr · (m / (1 - β1^t)) / (sqrt(v / (1 - β2^t)) + eps).
     """
     _state_names = ("exp_avg", "exp_avg_sq")
-    _decoupled = False
+    _decoupled, _c_name = False, "adam"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  max_grad_norm=None, backend=None):
@@ -218,9 +236,6 @@ class Adam(Optimizer):
                   weight_decay=_check("weight_decay value", weight_decay))
         super().__init__(params, hp, backend, max_grad_norm)
 
-    def _plan_kernel(self, s, hp):
-        return "adam", self._decoupled, s["exp_avg"], s["exp_avg_sq"]
-
     def _update(self, be, p, g, s, t, hp):
         be.adam_update(p, s["exp_avg"], s["exp_avg_sq"], g, t, hp["lr"], hp["betas"][0],
                        hp["betas"][1], hp["eps"], hp["weight_decay"], self._decoupled)
@@ -229,7 +244,7 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay,
     p ← p - lr·wd·p before the Adam step (default wd = 1e-2)."""
-    _decoupled = True
+    _decoupled, _c_name = True, "adamw"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  max_grad_norm=None, backend=None):
@@ -240,6 +255,7 @@ class RMSprop(Optimizer):
     """RMSprop (PyTorch semantics, not centered): g ← g + wd·p;
     s ← α·s + (1 - α)·g²;  with momentum μ > 0: b ← μ·b + g / (sqrt(s) + eps), p ← p - lr·b;
     else p ← p - lr · g / (sqrt(s) + eps)."""
+    _c_name = "rmsprop"
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  max_grad_norm=None, backend=None):
@@ -251,9 +267,6 @@ class RMSprop(Optimizer):
         self._state_names = ("square_avg", "momentum_buffer") if momentum > 0 else ("square_avg",)
         super().__init__(params, hp, backend, max_grad_norm)
 
-    def _plan_kernel(self, s, hp):
-        return "rmsprop", False, s["square_avg"], s.get("momentum_buffer")
-
     def _update(self, be, p, g, s, t, hp):
         be.rmsprop_update(p, s["square_avg"], s.get("momentum_buffer"), g, t, hp["lr"],
                           hp["alpha"], hp["eps"], hp["weight_decay"], hp["momentum"])
@@ -263,7 +276,7 @@ class Adagrad(Optimizer):
     """AdaGrad (Duchi et al. 2011; PyTorch semantics): g ← g + wd·p;
     clr = lr / (1 + (t - 1)·lr_decay);  s ← s + g²;  p ← p - clr · g / (sqrt(s) + eps).
     s starts at initial_accumulator_value."""
-    _state_names = ("sum",)
+    _state_names, _c_name = ("sum",), "adagrad"
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, max_grad_norm=None, backend=None):
@@ -277,9 +290,6 @@ class Adagrad(Optimizer):
 
     def _init_state(self, name, data):
         return np.full_like(data, self._init_value)
-
-    def _plan_kernel(self, s, hp):
-        return "adagrad", False, s["sum"], None
 
     def _update(self, be, p, g, s, t, hp):
         be.adagrad_update(p, s["sum"], g, t, hp["lr"], hp["lr_decay"], hp["eps"],

@@ -73,7 +73,8 @@ except ImportError:  # pragma: no cover - scikit-learn 1.3 - 1.5
 
 import numpy as np
 
-from . import layers as L
+from . import nn as L
+from .nn import registry
 from . import optim
 from .callbacks import Callback
 from .losses import CrossEntropyLoss, MSELoss
@@ -81,8 +82,8 @@ from .threads import get_num_threads, set_num_threads
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-ACTIVATIONS = {"relu": L.ReLU, "tanh": L.Tanh, "logistic": L.Sigmoid, "identity": None,
-               "gelu": L.GELU, "leaky_relu": L.LeakyReLU}
+# sklearn's activation names ("identity": no layer) and fastnn's, from the layer registry
+ACTIVATIONS = {"identity": None, **registry.ACTIVATIONS}
 SOLVERS = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 
 

@@ -1,4 +1,5 @@
-"""The Keras-style loop: fit, evaluate, predict (methods of Sequential).
+"""The Keras-style loop: fit, evaluate, predict, and :class:`Trainable`, the
+base class that gives a model these methods (Sequential derives from it).
 
 Inputs are validated once per call, up front (:mod:`fastnn.data`): any real
 array-like X becomes C-contiguous float32 (float64/int converted), y is
@@ -17,7 +18,7 @@ from .data import batches, check_consistent_length, check_int, check_X, check_y
 from .losses import get_loss
 from .optim import Optimizer, get_optimizer
 
-__all__ = ["fit", "evaluate", "predict", "predict_proba"]
+__all__ = ["fit", "evaluate", "predict", "predict_proba", "Trainable"]
 
 
 def check_optimizer(model, optimizer):
@@ -40,6 +41,19 @@ def check_features(model, X):
     if model.in_features is not None and X.shape[1] != model.in_features:
         first = next(layer for layer in model.layers if hasattr(layer, "in_features"))
         raise ValueError(f"{first!r} expects {model.in_features} features, got {X.shape[1]}")
+
+
+def check_step(model, x, y, loss_fn, optimizer):
+    """The checks of one explicit train_step: (x, prepared y, loss)."""
+    x = check_X(x)
+    check_features(model, x)
+    check_optimizer(model, optimizer)
+    loss_fn = get_loss(loss_fn)
+    y = check_y(y)
+    check_consistent_length(x, y)
+    width = model.out_features_
+    y = loss_fn.prepare_target(y, None if width is None else (len(x), width))
+    return x, y, loss_fn
 
 
 def _check_xy(model, X, y, loss, name="X"):
@@ -242,3 +256,12 @@ def predict_proba(model, X, batch_size=1024):
     else:
         model.backend.softmax_forward(probs, out)
     return probs
+
+
+class Trainable:
+    """What a model gets for being trainable: ``fit``, ``evaluate``, ``predict``
+    and ``predict_proba`` (the functions of this module, as methods)."""
+    fit = fit
+    evaluate = evaluate
+    predict = predict
+    predict_proba = predict_proba

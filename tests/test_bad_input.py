@@ -200,8 +200,8 @@ def test_bad_layers():
     fnn.Sequential(lin)
     with pytest.raises(ValueError, match="already belongs"):
         fnn.Sequential(lin)
-    with pytest.raises(RuntimeError, match="inside a Sequential"):
-        fnn.Linear(2, 2)(np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="expects 2 features, got 3"):
+        fnn.Linear(2, 2, seed=0)(np.ones((1, 3), np.float32))   # a standalone layer checks too
     with pytest.raises(ValueError, match="reduction"):
         fnn.MSELoss(reduction="sum")
     with pytest.raises(ValueError, match="valid backends"):
@@ -380,22 +380,25 @@ def test_bad_save_load_arguments(model, tmp_path, call, exc, fragment):
 
 
 # ---------------------------------------------------------------- the raw bridge
-def _plan():
-    return core.Plan([{"op": "dense", "in": 4, "out": 3, "w_off": 0, "b_off": 12}])
+def _model():
+    """A C model of Linear(4, 3) (15 parameters) bound to cross-entropy and SGD."""
+    m = core.Model((4,), [("linear", {"units": 3, "bias": 1})], 0)
+    m.set_loss("cross_entropy")
+    m.set_optimizer(*SGD_SPEC)
+    return m
 
 
-# (name, flag, lr, ...) as the optimizer builds it for a Linear(4, 3): 15 parameters
-SGD_SPEC = tuple(fnn.SGD(fnn.Sequential(fnn.Linear(4, 3)).parameters(), lr=0.1)._plan_spec())
-CE_SPEC = ("cross_entropy", 1.0, None, -100)
+# (C name, hyperparameters, state) as the optimizer builds it for a Linear(4, 3)
+SGD_SPEC = fnn.SGD(fnn.Sequential(fnn.Linear(4, 3)).parameters(), lr=0.1)._plan_spec()
+MODEL = _model()
 
 
-def _step(params=None, grads=None, x=None, target=None, optim=SGD_SPEC, step=1, work=None):
-    p = _plan()
-    params = np.ones(15, f32) if params is None else params
-    return p.train_step(params, np.zeros(15, f32) if grads is None else grads,
-                        np.ones((2, 4), f32) if x is None else x,
-                        np.array([0, 1]) if target is None else target, CE_SPEC, optim,
-                        step, 0, 0, np.zeros(1000, f32) if work is None else work)
+def _step(x=None, target=None, work=None, steps_done=0, model=None):
+    m = MODEL if model is None else model
+    return m.train_step(np.ones((2, 4), f32) if x is None else x,
+                        np.array([0, 1]) if target is None else target,
+                        np.zeros(1000, f32) if work is None else work, steps_done, 0)
+
 
 
 BUF = np.zeros(2000, f32)      # one buffer several arguments alias below
@@ -456,47 +459,65 @@ BUF = np.zeros(2000, f32)      # one buffer several arguments alias below
     (lambda: core.dropout_forward(np.ones(4, f32), np.ones(4, f32), float("nan"), 1),
      ValueError, "dropout probability"),
     (lambda: core.set_num_threads(-1), ValueError, "invalid argument"),
-    # Plan: specs, sizes, aliasing of the buffers it writes, hyperparameters
-    (lambda: core.Plan([]), ValueError, "at least one layer"),
-    (lambda: core.Plan([{"op": "relu"}]), ValueError, "plan layer 0 must be a dict with keys"),
-    (lambda: core.Plan(["relu"]), ValueError, "plan layer 0 must be a dict"),
-    (lambda: core.Plan([{"op": "conv", "in": 3, "out": 3}]), ValueError, "unknown plan op"),
-    (lambda: core.Plan([{"op": "relu", "in": 0, "out": 0}]), ValueError, "invalid size"),
-    (lambda: core.Plan([{"op": "relu", "in": 3, "out": 3}, {"op": "relu", "in": 4, "out": 4}]),
-     ValueError, "invalid size"),
-    (lambda: core.Plan([{"op": "dense", "in": 2**40, "out": 2**40, "w_off": 0}]), ValueError,
-     "invalid size"),
-    (lambda: core.Plan([{"op": "dropout", "in": 3, "out": 3, "param": 1.0}]), ValueError,
-     "invalid argument"),
-    (lambda: _plan().workspace_size(-1), ValueError, "invalid size"),
-    (lambda: _plan().forward(np.ones((2, 3), f32), np.ones(5, f32), np.ones((2, 4), f32),
-                             np.ones(100, f32)), ValueError, "invalid size"),
-    (lambda: _plan().forward(np.ones((2, 3), f32), np.ones(15, f32), np.ones((2, 4), f32),
-                             np.ones(1, f32)), ValueError, "invalid argument"),
-    (lambda: _plan().forward(np.ones((2, 3), f32), BUF[:15], np.ones((2, 4), f32), BUF),
-     ValueError, "work must not share memory with params"),
-    (lambda: _plan().forward(np.ones((2, 3), f32), np.ones(15, f32),
-                             BUF[:8].reshape(2, 4), BUF), ValueError,
+    # Model: nodes, shapes, attributes, aliasing of the buffers a step writes, hyperparameters
+    (lambda: core.Model((4,), [], 0), ValueError, "at least one node"),
+    (lambda: core.Model((4,), [("conv", {})], 0), ValueError, "node 0: unknown op 'conv'"),
+    (lambda: core.Model((4,), [("relu", {"kernel_size": 3})], 0), ValueError,
+     "unknown op attribute 'kernel_size'"),
+    (lambda: core.Model((0,), [("relu", {})], 0), ValueError, "invalid input shape"),
+    (lambda: core.Model((2, 2, 2, 2), [("relu", {})], 0), ValueError, "1 to 3 dimensions"),
+    (lambda: core.Model((3, 4), [("linear", {"units": 2})], 0), ValueError,
+     "linear: input must be 1-D per sample"),
+    (lambda: core.Model((4,), [("linear", {"units": 0})], 0), ValueError, "units must be >= 1"),
+    (lambda: core.Model((2**40,), [("linear", {"units": 2**40})], 0), ValueError, "overflow"),
+    (lambda: core.Model((3,), [("dropout", {"p": 1.0})], 0), ValueError,
+     r"dropout: p must be in \[0, 1\)"),
+    (lambda: core.Model((3,), [("leaky_relu", {"slope": float("inf")})], 0), ValueError,
+     "slope must be finite"),
+    (lambda: core.Model((3,), [("softmax", {"axis": 0})], 0), ValueError, "only the last axis"),
+    (lambda: MODEL.workspace_size(-1), ValueError, "batch size -1 < 0"),
+    (lambda: MODEL.forward(np.ones((2, 3), f32), np.ones((2, 4), f32), np.ones(1, f32)),
+     ValueError, "workspace has 1 floats"),
+    (lambda: MODEL.forward(MODEL.params[:6].reshape(2, 3), np.ones((2, 4), f32),
+                           np.ones(100, f32)), ValueError, "out must not share memory with params"),
+    (lambda: MODEL.forward(np.ones((2, 3), f32), BUF[:8].reshape(2, 4), BUF), ValueError,
      "work must not share memory with x"),
-    (lambda: _plan().forward(np.ones((2, 5), f32), np.ones(15, f32), np.ones((2, 4), f32),
-                             np.ones(100, f32)), ValueError, r"out must have shape \(2, 3\)"),
-    (lambda: _step(grads=BUF[:15], x=BUF[8:16].reshape(2, 4)), ValueError,
+    (lambda: MODEL.forward(np.ones((2, 5), f32), np.ones((2, 4), f32), np.ones(100, f32)),
+     ValueError, r"out must have shape \(2, 3\)"),
+    (lambda: MODEL.forward(np.ones((2, 3), f32), np.ones((2, 5), f32), np.ones(100, f32)),
+     ValueError, r"x must have shape \(n, 4\)"),
+    (lambda: _step(x=MODEL.grads[:8].reshape(2, 4)), ValueError,
      "grads must not share memory with x"),
     (lambda: _step(x=BUF[:8].reshape(2, 4), work=BUF), ValueError,
      "work must not share memory with x"),
-    (lambda: _step(grads=BUF[:15], work=BUF), ValueError, "grads must not share memory with work"),
-    (lambda: _step(params=BUF[:15], target=np.array([0, 7])), IndexError,
+    (lambda: _step(work=MODEL.params), ValueError, "params must not share memory with work"),
+    (lambda: _step(target=np.array([0, 7])), IndexError,
      "target 7 is out of bounds for 3 classes"),
-    (lambda: _step(step=0), ValueError, "step must be >= 1"),
-    (lambda: _step(optim=("sgd", 0, float("nan")) + SGD_SPEC[3:]), ValueError,
+    (lambda: _step(steps_done=-1), ValueError, "step must be >= 1"),
+    (lambda: _step(work=np.zeros(3, f32)), ValueError, "workspace has 3 floats"),
+    (lambda: MODEL.set_optimizer("sgd", dict(SGD_SPEC[1], lr=float("nan"))), ValueError,
      "Invalid learning rate: nan"),
-    (lambda: _step(optim=("lbfgs",) + SGD_SPEC[1:]), ValueError, "unknown optimizer 'lbfgs'"),
-    (lambda: _step(optim=("adam",) + SGD_SPEC[1:]), ValueError, "invalid argument"),
+    (lambda: MODEL.set_optimizer("lbfgs", SGD_SPEC[1]), ValueError, "unknown optimizer 'lbfgs'"),
+    (lambda: MODEL.set_optimizer("adam", SGD_SPEC[1], (np.zeros(15, f32),) * 3), ValueError,
+     "at most 2 state buffers"),
+    (lambda: MODEL.set_optimizer("adam", SGD_SPEC[1], (np.zeros(14, f32),)), ValueError,
+     "state0 must have 15 elements"),
+    (lambda: MODEL.set_loss("hinge"), ValueError, "unknown loss 'hinge'"),
+    (lambda: MODEL.set_loss("mse", weight=np.ones(3, f32)), ValueError, "takes no weight"),
+    (lambda: MODEL.set_loss("cross_entropy", weight=np.ones(4, f32)), ValueError,
+     "weight must have 3 elements"),
     (lambda: _step(target=np.array([0])), ValueError, r"labels must have shape \(2,\)"),
-    (lambda: _step(x=np.ones((2, 5), f32)), ValueError, "x has 5 features, the plan expects 4"),
+    (lambda: _step(x=np.ones((2, 5), f32)), ValueError, r"x must have shape \(n, 4\)"),
+    (lambda: _step(model=core.Model((4,), [("relu", {})], 0), target=np.ones((2, 4), f32)),
+     ValueError,
+     "no loss: call fnn_model_set_loss first"),
 ])
 def test_bridge_rejects_bad_arguments(call, exc, fragment):
     BUF[...] = 0.5
+    before = MODEL.params.copy()
     with pytest.raises(exc, match=fragment):
         call()
     assert np.all(BUF == 0.5)          # nothing was written before the error
+    np.testing.assert_array_equal(MODEL.params, before)
+    MODEL.set_loss("cross_entropy")     # rebind what a failed call may have replaced
+    MODEL.set_optimizer(*SGD_SPEC)

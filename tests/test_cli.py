@@ -238,15 +238,17 @@ def test_bench_builtin(capsys):
     assert re.search(r"\| epoch digits .* \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+× \|", out)
 
 
-def test_bench_uses_compare_script(tmp_path, monkeypatch, capsys):
-    import fastnn.__main__ as cli
-    script = tmp_path / "compare.py"
-    script.write_text("def main(argv=None):\n    print('COMPARE', argv)\n    return 0\n")
-    monkeypatch.setattr(cli, "_compare_script", lambda: script)
-    assert main(["bench", "--quick", "--threads", "1"]) == 0
-    assert "COMPARE ['--quick', '--threads', '1']" in capsys.readouterr().out
-    script.write_text("def main(:\n")                # unreadable: fall back to the built-in
-    monkeypatch.setattr(cli, "builtin_bench", lambda quick: print("BUILTIN", quick) or 0)
-    assert main(["bench"]) == 0
-    captured = capsys.readouterr()
-    assert "BUILTIN False" in captured.out and "cannot run" in captured.err
+def test_bench_runs_the_builtin_comparison(monkeypatch, capsys):
+    import fastnn.cli.bench as bench
+    calls = []
+    monkeypatch.setattr(bench, "builtin_bench", lambda quick: calls.append(quick) or 0)
+    before = fnn.get_num_threads()
+    try:
+        assert main(["bench", "--quick", "--threads", "1"]) == 0
+        assert fnn.get_num_threads() == 1
+    finally:
+        fnn.set_num_threads(before)
+    assert main(["bench", "--builtin"]) == 0            # accepted, no effect
+    assert calls == [True, False]
+    assert main(["bench", "--threads", "0"]) == 2
+    assert capsys.readouterr().err == "fastnn bench: error: --threads counts must be non-zero\n"

@@ -1,11 +1,14 @@
 """save/load: identical predictions, atomic writes, clear errors on bad files."""
+import hashlib
+import json
 import os
+import struct
 
 import numpy as np
 import pytest
 
 import fastnn as fnn
-from fastnn import io
+from fastnn import fileformat, io
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def test_failed_save_leaves_old_file_and_no_temp(model, tmp_path, monkeypatch, w
     model.save(path)
     before = path.read_bytes()
     model.flat_params[...] += 1.0
-    monkeypatch.setattr(io.os, where, _fail)
+    monkeypatch.setattr(fileformat.os, where, _fail)
     with pytest.raises(OSError, match="injected"):
         model.save(path)
     monkeypatch.undo()
@@ -59,13 +62,13 @@ def test_failure_midway_through_writing(model, tmp_path, monkeypatch):
     path = tmp_path / "m.fnn"
     model.save(path)
     before = path.read_bytes()
-    real = io._encode
+    real = fnn.Sequential._file_parts
 
     def half_written(m):
         parts = real(m)
         return parts[:2] + [None]     # f.write(None) raises after the first parts
 
-    monkeypatch.setattr(io, "_encode", half_written)
+    monkeypatch.setattr(fnn.Sequential, "_file_parts", half_written)
     with pytest.raises(TypeError):
         model.save(path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["m.fnn"]
@@ -101,24 +104,48 @@ def test_foreign_files(tmp_path, content, reason):
         fnn.load(path)
 
 
+# Format 1 (fastnn 0.1: a JSON header) must still load; these tests write such files.
+V1_PREFIX = struct.Struct("<8sIQ")
+
+
+def _v1_file(model):
+    """The bytes fastnn 0.1 wrote for `model`: prefix, JSON header, float32 payload, SHA-256."""
+    layout, P = fnn.nn.param_layout(model.layers)
+    header = {"fastnn_version": "0.1.0", "dtype": "<f4",
+              "layers": [{"class": type(layer).__name__, "config": layer.config()}
+                         for layer in model.layers],
+              "seed": model.seed,
+              "parameters": [{"name": f"{i}.{n}", "offset": off, "shape": list(shape)}
+                             for i, n, off, shape in layout],
+              "num_parameters": P}
+    hb = json.dumps(header).encode()
+    body = V1_PREFIX.pack(io.MAGIC, 1, len(hb)) + hb + model.flat_params.astype("<f4").tobytes()
+    return body + hashlib.sha256(body).digest()
+
+
+def test_format_1_files_still_load(model, tmp_path):
+    path = tmp_path / "old.fnn"
+    path.write_bytes(_v1_file(model))
+    old = fnn.load(path)
+    x = np.random.default_rng(0).standard_normal((5, model.in_features)).astype(np.float32)
+    np.testing.assert_array_equal(old.predict(x), model.predict(x))
+
+
 def _rewrite(data, header_edit=None, version=None):
-    """Re-encode a file with an edited header / version and a valid checksum."""
-    import hashlib
-    import json
-    magic, ver, hlen = io._PREFIX.unpack_from(data)
-    header = json.loads(data[io._PREFIX.size:io._PREFIX.size + hlen])
-    payload = data[io._PREFIX.size + hlen:-32]
+    """Re-encode a format-1 file with an edited header / version and a valid checksum."""
+    magic, ver, hlen = V1_PREFIX.unpack_from(data)
+    header = json.loads(data[V1_PREFIX.size:V1_PREFIX.size + hlen])
+    payload = data[V1_PREFIX.size + hlen:-32]
     if header_edit:
         header_edit(header)
     hb = json.dumps(header).encode()
-    body = io._PREFIX.pack(magic, version or ver, len(hb)) + hb + payload
+    body = V1_PREFIX.pack(magic, version or ver, len(hb)) + hb + payload
     return body + hashlib.sha256(body).digest()
 
 
 def test_bad_version_unknown_layer_and_bad_layout(model, tmp_path):
     path = tmp_path / "m.fnn"
-    model.save(path)
-    data = path.read_bytes()
+    data = _v1_file(model)
     cases = [
         (_rewrite(data, version=99), "version 99"),
         (_rewrite(data, lambda h: h["layers"][0].update({"class": "os.system"})), "unknown layer"),
@@ -142,9 +169,8 @@ def test_save_keeps_permissions_of_existing_file(model, tmp_path):
 
 
 def _crafted(header_bytes, payload=b""):
-    """A file with a valid prefix and checksum around an arbitrary header."""
-    import hashlib
-    body = io._PREFIX.pack(io.MAGIC, io.FORMAT_VERSION, len(header_bytes)) + header_bytes + payload
+    """A format-1 file with a valid prefix and checksum around an arbitrary header."""
+    body = V1_PREFIX.pack(io.MAGIC, 1, len(header_bytes)) + header_bytes + payload
     return body + hashlib.sha256(body).digest()
 
 
@@ -172,13 +198,13 @@ def test_crafted_headers_raise_format_error(tmp_path, header, reason):
 def test_temp_files_are_named_recognisably(model, tmp_path, monkeypatch):
     """The temporary file is .<name>.fnn-tmp-<pid>-XXXX in the target's directory."""
     seen = []
-    real = io.os.replace
+    real = fileformat.os.replace
 
     def spy(src, dst):
         seen.append(os.path.basename(src))
         return real(src, dst)
 
-    monkeypatch.setattr(io.os, "replace", spy)
+    monkeypatch.setattr(fileformat.os, "replace", spy)
     model.save(tmp_path / "m.fnn")
     assert seen[0].startswith(f".m.fnn.fnn-tmp-{os.getpid()}-")
 

@@ -34,7 +34,7 @@ def test_parameters_are_views_of_one_flat_buffer():
     assert offset == model.flat_params.size
     model.layers[0].weight.data[0, 0] = 42.0
     assert model.flat_params[0] == 42.0
-    layout, P = fnn.layers.param_layout(model.layers)
+    layout, P = fnn.nn.param_layout(model.layers)
     assert P == model.num_parameters and layout[0] == (0, "weight", 0, (5, 16))
 
 

@@ -122,7 +122,7 @@ def test_fit_uses_the_fused_step(monkeypatch):
                         lambda *a: _Spy(real(*a), calls))
     model.fit(X, y, loss="cross_entropy", optimizer=fnn.Adam(model.parameters(), 1e-2),
               epochs=2, batch_size=64, verbose=0)
-    assert calls.count("run") == 2 * 4   # 200 samples: 3 full batches + 1 short
+    assert calls.count("train_step") == 2 * 4   # 200 samples: 3 full batches + 1 short
 
 
 class _Spy:
@@ -140,9 +140,9 @@ def test_step_is_rebound_when_a_hyperparameter_changes():
     loss, opt = fnn.MSELoss(), fnn.SGD(model.parameters(), lr=0.1)
     X, y = _data(loss, n=16)
     model.train_step(X, y, loss, opt)
-    first = model._bound[4]
+    first = model._bound       # (loss, optimizer, hyperparameters, loss spec)
     model.train_step(X, y, loss, opt)
-    assert model._bound[4] is first          # nothing changed: same binding
+    assert model._bound is first             # nothing changed: same binding
     ref = _net(fnn.ReLU)
     ref.fused = False
     ropt = fnn.SGD(ref.parameters(), lr=0.1)
@@ -153,7 +153,7 @@ def test_step_is_rebound_when_a_hyperparameter_changes():
     opt.param_groups[0]["momentum"] = 0.0   # same value: no effect on results
     model.train_step(X, y, loss, opt)
     ref.train_step(X, y, fnn.MSELoss(), ropt)
-    assert model._bound[4] is not first
+    assert model._bound is not first
     np.testing.assert_array_equal(model.flat_params, ref.flat_params)
 
 
@@ -190,10 +190,10 @@ def test_workspace_reused_across_steps_and_batch_sizes():
     loss, X, y = fnn.MSELoss(), *_data(fnn.MSELoss(), n=40)
     opt = fnn.SGD(model.parameters(), lr=0.01)
     _train(model, loss, opt, X, y, steps=1)        # batch sizes 16 and 8
-    works = {n: w for n, w in model._work.items()}
-    assert sorted(works) == [8, 16]
+    works = dict(model._tls.work)                # (batch size, training) -> workspace
+    assert sorted(works) == [(8, True), (16, True)]
     _train(model, loss, opt, X, y, steps=3)
-    assert all(model._work[n] is works[n] for n in works)
+    assert all(model._tls.work[k] is works[k] for k in works)
 
 
 def test_steps_allocate_nothing_once_warm():
@@ -251,22 +251,26 @@ def _rss_bytes():
         return None
 
 
-def test_plan_rejects_bad_specs():
-    with pytest.raises(ValueError, match="unknown plan op"):
-        _core.Plan([{"op": "conv", "in": 2, "out": 2}])
-    with pytest.raises(ValueError):   # widths do not chain
-        _core.Plan([{"op": "relu", "in": 3, "out": 3}, {"op": "tanh", "in": 4, "out": 4}])
+def test_model_rejects_bad_specs():
+    with pytest.raises(ValueError, match="unknown op 'conv'"):
+        _core.Model((2,), [("conv", {})], 0)
+    with pytest.raises(ValueError, match="expects 4 inputs but the previous layer outputs 3"):
+        fnn.Sequential(fnn.Linear(2, 3), fnn.Tanh(), fnn.Linear(4, 1))   # widths do not chain
     with pytest.raises(ValueError):
-        _core.Plan([])
-    plan = _core.Plan([{"op": "dense", "in": 2, "out": 3, "w_off": 0, "b_off": 6}])
-    params, grads = np.zeros(5, np.float32), np.zeros(5, np.float32)   # too short: 9 needed
-    work = np.zeros(plan.workspace_size(4), np.float32)
+        _core.Model((2,), [], 0)
+    m = _core.Model((2,), [("linear", {"units": 3, "bias": 1})], 0)
+    assert m.params.size == 9 and m.input_shape == (2,) and m.output_shape == (3,)
+    work = np.zeros(m.workspace_size(4), np.float32)
     x, t = np.zeros((4, 2), np.float32), np.zeros((4, 3), np.float32)
-    sgd = ("sgd", 0, 0.1, 0, 0, 0, 0, 0, 0, 0, 0, 0.0, None, None)
-    with pytest.raises(ValueError, match="invalid size"):
-        plan.train_step(params, grads, x, t, ("mse", 0.0, None, -100), sgd, 1, 0, 1, work)
-    big, gbig = np.zeros(9, np.float32), np.zeros(9, np.float32)
-    plan.train_step(big, gbig, x, t, ("mse", 0.0, None, -100), sgd, 1, 0, 1, work)  # fits
-    with pytest.raises(ValueError, match="features"):
-        plan.forward(np.zeros((4, 3), np.float32), np.zeros(9, np.float32),
-                     np.zeros((4, 5), np.float32), work)
+    with pytest.raises(ValueError, match="no loss"):
+        m.train_step(x, t, work, 0, 0)
+    m.set_loss("mse")
+    with pytest.raises(ValueError, match="no optimizer"):
+        m.train_step(x, t, work, 0, 0)
+    m.set_optimizer("sgd", {"lr": 0.1})
+    m.train_step(x, t, work, 0, 0)   # fits
+    assert m.counters == (1, 1)
+    with pytest.raises(ValueError, match="workspace has"):
+        m.train_step(x, t, work[:10], 0, 0)
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 2\)"):
+        m.forward(np.zeros((4, 3), np.float32), np.zeros((4, 5), np.float32), work)

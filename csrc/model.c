@@ -1,0 +1,486 @@
+/*
+ * model.c -- fnn_model: a network's layout, flat buffers, loss, optimizer
+ * and workspace, and the two calls that run it (forward, train step).
+ *
+ * Layout. Node i reads slot i and writes slot i + 1 (slot 0 is the input):
+ * the plan is a list of ops over numbered tensor slots, validated here
+ * through the op table (csrc/ops.c). Only chains are accepted so far; the
+ * slot numbering already has room for ops with two inputs. Parameters of
+ * node i lie at info[i].param_offset in ONE flat buffer of P floats (in node
+ * order, each op's own order inside: linear is weight (IN, OUT) then bias);
+ * gradients in another of P floats; non-trainable buffers (running
+ * statistics) in one of B floats.
+ *
+ * Workspace for n rows, in floats, each part rounded up to 16 floats:
+ *   training: act[s] (n, numel[s]) for every slot s >= 1 (kept for
+ *             backward), two gradient buffers (n, W) used in turn, and
+ *             each node's scratch (n, scratch_per_row[i]);
+ *   forward:  two activation buffers (n, W) used in turn and the largest
+ *             scratch of one node;
+ * W being the widest slot. A train step allocates nothing once its
+ * workspace exists (the caller's, or the model's own grown once).
+ *
+ * Both calls compose the same kernels the Python layer-by-layer path calls,
+ * in the same order, so the two give the same bits at a fixed thread count.
+ * Size letters: L nodes, P parameters, B buffers, n batch rows.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fnn_ops.h"
+
+#define MAX_NODES 65536
+#define ROUND 16
+
+struct fnn_model {
+    fnn_shape input;
+    int32_t L;
+    fnn_node *nodes;            /* (L) owned copy */
+    const fnn_op_def **defs;    /* (L) */
+    fnn_shape *shapes;          /* (L + 1) slot shapes; [0] is the input */
+    int64_t *numel;             /* (L + 1) per-sample elements of each slot */
+    fnn_node_info *info;        /* (L) with offsets */
+    int64_t P, B, W;            /* parameters, buffers, widest slot */
+    float *params, *grads, *buffers;
+    uint64_t seed;
+    int64_t step, counter;      /* optimizer steps; training forward passes */
+    char *meta;
+    int64_t meta_len;
+    int has_loss, has_opt;
+    fnn_loss_desc loss;         /* weight points at loss_weight */
+    const fnn_loss_def *ldef;
+    float *loss_weight;
+    fnn_optim_desc opt;         /* state[] point at borrowed or own buffers */
+    float *own_state[FNN_MAX_STATE];
+    float *work;                /* the model's own training workspace */
+    int64_t work_cap;
+    int64_t *act, *scr;         /* (L + 1), (L): training workspace offsets of a step */
+};
+
+static int64_t round_up(int64_t x) { return (x + ROUND - 1) / ROUND * ROUND; }
+
+/* n * k rounded up, or -1 on overflow */
+static int64_t part(int64_t n, int64_t k) {
+    int64_t p;
+    if (fnn__mul_overflow(n, k, &p) || p > INT64_MAX - ROUND) return -1;
+    return round_up(p);
+}
+
+/* a + b, or -1 if either is -1 or the sum overflows */
+static int64_t add(int64_t a, int64_t b) {
+    return (a < 0 || b < 0 || a > INT64_MAX - b) ? -1 : a + b;
+}
+
+static float *alloc_floats(int64_t n) {
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(float)) return NULL;
+    fnn__count_alloc();
+    return calloc(n > 0 ? (size_t)n : 1, sizeof(float));
+}
+
+void fnn_model_free(fnn_model *m) {
+    if (!m) return;
+    free(m->nodes);
+    free(m->defs);
+    free(m->shapes);
+    free(m->numel);
+    free(m->info);
+    free(m->params);
+    free(m->grads);
+    free(m->buffers);
+    free(m->meta);
+    free(m->loss_weight);
+    for (int k = 0; k < FNN_MAX_STATE; k++) free(m->own_state[k]);
+    free(m->work);
+    free(m->act);
+    free(m->scr);
+    free(m);
+}
+
+/* Validate the desc into m's layout arrays (already allocated). */
+static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
+    char s[96];
+    m->shapes[0] = d->input;
+    if ((m->numel[0] = fnn__shape_numel(&d->input)) < 0)
+        return fnn__error(FNN_ERR_SIZE, "invalid input shape %s (1 to %d dimensions, each "
+                          ">= 1)", fnn__shape_str(&d->input, s, sizeof s), FNN_MAX_DIMS);
+    m->W = m->numel[0];
+    for (int32_t i = 0; i < m->L; i++) {
+        const fnn_node *nd = &m->nodes[i];
+        if (!fnn__name_ok(nd->op))
+            return fnn__error(FNN_ERR_ARG, "node %d: op name is empty or not NUL-terminated",
+                              (int)i);
+        if (!(m->defs[i] = fnn__op_lookup(nd->op)))
+            return fnn__error(FNN_ERR_ARG, "node %d: unknown op '%s'", (int)i, nd->op);
+        if (nd->in[0] != i || nd->in[1] != -1 || nd->out != i + 1)
+            return fnn__error(FNN_ERR_ARG, "node %d (%s): reads slots (%d, %d) and writes %d; "
+                              "only chains are supported (node i reads slot i, in[1] = -1, "
+                              "writes slot i + 1)", (int)i, nd->op, (int)nd->in[0],
+                              (int)nd->in[1], (int)nd->out);
+        fnn_node_info *inf = &m->info[i];
+        fnn_status st = fnn_op_describe(inf, nd, &m->shapes[i]);
+        if (st != FNN_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", fnn_last_error());
+            return fnn__error(st, "node %d: %s", (int)i, msg);
+        }
+        inf->param_offset = m->P;
+        inf->buffer_offset = m->B;
+        m->P = add(m->P, inf->num_params);
+        m->B = add(m->B, inf->num_buffers);
+        if (m->P < 0 || m->B < 0)
+            return fnn__error(FNN_ERR_SIZE, "node %d: parameter count overflows", (int)i);
+        m->shapes[i + 1] = inf->out_shape;
+        m->numel[i + 1] = fnn__shape_numel(&inf->out_shape);
+        if (m->numel[i + 1] > m->W) m->W = m->numel[i + 1];
+    }
+    return FNN_OK;
+}
+
+fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *d, uint64_t seed) {
+    if (!out) return fnn__error(FNN_ERR_ARG, "out is NULL");
+    *out = NULL;
+    if (!d || !d->nodes) return fnn__error(FNN_ERR_ARG, "model description or nodes is NULL");
+    if (d->num_nodes < 1 || d->num_nodes > MAX_NODES)
+        return fnn__error(FNN_ERR_ARG, "a model has 1 to %d nodes, got %d", MAX_NODES,
+                          (int)d->num_nodes);
+    fnn_model *m = calloc(1, sizeof *m);
+    if (!m) return fnn__error(FNN_ERR_NOMEM, "out of memory");
+    const size_t L = (size_t)d->num_nodes;
+    m->L = d->num_nodes;
+    m->input = d->input;
+    m->nodes = malloc(L * sizeof *m->nodes);
+    m->defs = calloc(L, sizeof *m->defs);
+    m->shapes = calloc(L + 1, sizeof *m->shapes);
+    m->numel = calloc(L + 1, sizeof *m->numel);
+    m->info = calloc(L, sizeof *m->info);
+    m->act = calloc(L + 1, sizeof *m->act);
+    m->scr = calloc(L, sizeof *m->scr);
+    fnn_status st = FNN_ERR_NOMEM;
+    if (m->nodes && m->defs && m->shapes && m->numel && m->info && m->act && m->scr) {
+        memcpy(m->nodes, d->nodes, L * sizeof *m->nodes);
+        st = build_layout(m, d);
+    } else {
+        fnn__error(st, "out of memory");
+    }
+    if (st == FNN_OK) {
+        m->params = alloc_floats(m->P);
+        m->grads = alloc_floats(m->P);
+        m->buffers = alloc_floats(m->B);
+        if (!m->params || !m->grads || !m->buffers)
+            st = fnn__error(FNN_ERR_NOMEM, "out of memory for %lld parameters",
+                            (long long)m->P);
+    }
+    if (st == FNN_OK) st = fnn_model_init(m, seed);
+    if (st != FNN_OK) {
+        fnn_model_free(m);
+        return st;
+    }
+    *out = m;
+    return FNN_OK;
+}
+
+fnn_status fnn_model_init(fnn_model *m, uint64_t seed) {
+    if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
+    for (int32_t i = 0; i < m->L; i++) {
+        const fnn_node_info *inf = &m->info[i];
+        fnn_status st = fnn_op_init(&m->nodes[i], &m->shapes[i],
+                                    i + 1 < m->L ? &m->nodes[i + 1] : NULL,
+                                    m->params + inf->param_offset,
+                                    m->buffers + inf->buffer_offset, seed, i);
+        if (st != FNN_OK) return st;
+    }
+    if (m->P > 0) memset(m->grads, 0, (size_t)m->P * sizeof(float));
+    for (int k = 0; k < FNN_MAX_STATE; k++)
+        if (m->own_state[k]) memset(m->own_state[k], 0, (size_t)m->P * sizeof(float));
+    m->seed = seed;
+    m->step = m->counter = 0;
+    return FNN_OK;
+}
+
+/* ------------------------------------------------------------ queries */
+
+int32_t fnn_model_num_nodes(const fnn_model *m) { return m ? m->L : 0; }
+
+const fnn_node *fnn_model_node(const fnn_model *m, int32_t i) {
+    return m && i >= 0 && i < m->L ? &m->nodes[i] : NULL;
+}
+
+fnn_status fnn_model_node_info(const fnn_model *m, int32_t i, fnn_node_info *info) {
+    if (!m || !info || i < 0 || i >= m->L)
+        return fnn__error(FNN_ERR_ARG, "no node %d", (int)i);
+    *info = m->info[i];
+    return FNN_OK;
+}
+
+fnn_shape fnn_model_input_shape(const fnn_model *m) {
+    fnn_shape none = {0, 0, {0, 0, 0}};
+    return m ? m->shapes[0] : none;
+}
+
+fnn_shape fnn_model_output_shape(const fnn_model *m) {
+    fnn_shape none = {0, 0, {0, 0, 0}};
+    return m ? m->shapes[m->L] : none;
+}
+
+int64_t fnn_model_num_params(const fnn_model *m) { return m ? m->P : 0; }
+int64_t fnn_model_num_buffers(const fnn_model *m) { return m ? m->B : 0; }
+float *fnn_model_params(fnn_model *m) { return m ? m->params : NULL; }
+float *fnn_model_grads(fnn_model *m) { return m ? m->grads : NULL; }
+float *fnn_model_buffers(fnn_model *m) { return m ? m->buffers : NULL; }
+uint64_t fnn_model_seed(const fnn_model *m) { return m ? m->seed : 0; }
+int64_t fnn_model_step(const fnn_model *m) { return m ? m->step : 0; }
+int64_t fnn_model_counter(const fnn_model *m) { return m ? m->counter : 0; }
+
+void fnn_model_set_counters(fnn_model *m, int64_t step, int64_t counter) {
+    if (!m) return;
+    m->step = step < 0 ? 0 : step;
+    m->counter = counter;
+}
+
+fnn_status fnn_model_set_metadata(fnn_model *m, const char *bytes, int64_t len) {
+    if (!m || len < 0 || (len > 0 && !bytes))
+        return fnn__error(FNN_ERR_ARG, "invalid metadata");
+    char *copy = NULL;
+    if (len > 0) {
+        if ((uint64_t)len >= SIZE_MAX) return fnn__error(FNN_ERR_SIZE, "metadata too large");
+        if (!(copy = malloc((size_t)len + 1))) return fnn__error(FNN_ERR_NOMEM, "out of memory");
+        memcpy(copy, bytes, (size_t)len);
+        copy[len] = '\0';
+    }
+    free(m->meta);
+    m->meta = copy;
+    m->meta_len = len;
+    return FNN_OK;
+}
+
+const char *fnn_model_metadata(const fnn_model *m, int64_t *len) {
+    if (len) *len = m ? m->meta_len : 0;
+    return m && m->meta ? m->meta : "";
+}
+
+/* ---------------------------------------------------- loss, optimizer */
+
+fnn_status fnn_model_set_loss(fnn_model *m, const fnn_loss_desc *d) {
+    if (!m || !d) return fnn__error(FNN_ERR_ARG, "model or loss is NULL");
+    const fnn_loss_def *def = fnn__loss_lookup(d->name);
+    if (!def) return fnn__error(FNN_ERR_ARG, "unknown loss '%s'", d->name ? d->name : "");
+    const int64_t D = m->numel[m->L];
+    float *w = NULL;
+    if (d->weight) {
+        if (!def->weighted)
+            return fnn__error(FNN_ERR_ARG, "loss %s takes no weight", def->name);
+        if (d->weight_len != D)
+            return fnn__error(FNN_ERR_SIZE, "loss %s: weight has %lld values, the model has "
+                              "%lld outputs", def->name, (long long)d->weight_len, (long long)D);
+        if (!(w = alloc_floats(D))) return fnn__error(FNN_ERR_NOMEM, "out of memory");
+        memcpy(w, d->weight, (size_t)D * sizeof(float));
+    }
+    free(m->loss_weight);
+    m->loss_weight = w;
+    m->loss = *d;
+    m->loss.name = def->name;    /* static storage: the caller's string may go */
+    m->loss.weight = w;
+    m->loss.weight_len = w ? D : 0;
+    m->ldef = def;
+    m->has_loss = 1;
+    return FNN_OK;
+}
+
+fnn_status fnn_model_set_optimizer(fnn_model *m, const fnn_optim_desc *d) {
+    if (!m || !d) return fnn__error(FNN_ERR_ARG, "model or optimizer is NULL");
+    const fnn_optim_def *def = fnn__optim_lookup(d->name);
+    if (!def) return fnn__error(FNN_ERR_ARG, "unknown optimizer '%s'", d->name ? d->name : "");
+    if (!(d->lr >= 0.0f && d->lr < INFINITY))
+        return fnn__error(FNN_ERR_ARG, "%s: invalid learning rate %g", def->name, (double)d->lr);
+    fnn_optim_desc o = *d;
+    o.name = def->name;
+    int32_t ns = def->num_state(d);
+    for (int32_t k = 0; k < FNN_MAX_STATE; k++) {
+        if (k >= ns) {
+            o.state[k] = NULL;
+        } else if (!d->state[k]) {
+            if (!m->own_state[k] && !(m->own_state[k] = alloc_floats(m->P)))
+                return fnn__error(FNN_ERR_NOMEM, "out of memory for optimizer state");
+            o.state[k] = m->own_state[k];
+        }
+    }
+    m->opt = o;
+    m->has_opt = 1;
+    return FNN_OK;
+}
+
+/* ---------------------------------------------------------- workspace */
+
+/* Offsets of the training workspace: act[s] for s = 1..L at act[s], then
+   g0, g1, then node scratch; returns the total (or -1 on overflow).
+   act and scr may be NULL (size only). */
+static int64_t train_layout(const fnn_model *m, int64_t n, int64_t *act, int64_t *g,
+                            int64_t *scr) {
+    int64_t off = 0;
+    for (int32_t s = 1; s <= m->L; s++) {
+        if (act) act[s] = off;
+        off = add(off, part(n, m->numel[s]));
+    }
+    for (int k = 0; k < 2; k++) {
+        if (g) g[k] = off;
+        off = add(off, part(n, m->W));
+    }
+    for (int32_t i = 0; i < m->L; i++) {
+        if (scr) scr[i] = off;
+        off = add(off, part(n, m->info[i].scratch_per_row));
+    }
+    return off;
+}
+
+/* Forward workspace: two (n, W) buffers, then the largest node scratch. */
+static int64_t forward_size(const fnn_model *m, int64_t n) {
+    int64_t scratch = 0;
+    for (int32_t i = 0; i < m->L; i++)
+        if (m->info[i].scratch_per_row > scratch) scratch = m->info[i].scratch_per_row;
+    return add(add(part(n, m->W), part(n, m->W)), part(n, scratch));
+}
+
+fnn_status fnn_model_workspace_size(const fnn_model *m, int64_t n, int training,
+                                    int64_t *floats) {
+    if (!m || !floats) return fnn__error(FNN_ERR_ARG, "model or floats is NULL");
+    if (n < 0) return fnn__error(FNN_ERR_SIZE, "batch size %lld < 0", (long long)n);
+    int64_t s = training ? train_layout(m, n, NULL, NULL, NULL) : forward_size(m, n);
+    if (s < 0) return fnn__error(FNN_ERR_SIZE, "workspace for %lld rows overflows",
+                                 (long long)n);
+    *floats = s;
+    return FNN_OK;
+}
+
+/* A context for node i on n rows. */
+static void node_ctx(const fnn_model *m, int32_t i, int64_t n, float *scratch, int training,
+                     fnn_op_ctx *c) {
+    const fnn_node_info *inf = &m->info[i];
+    c->attrs = &m->nodes[i].attrs;
+    c->in = &m->shapes[i];
+    c->info = inf;
+    c->N = n;
+    c->IN = m->numel[i];
+    c->OUT = m->numel[i + 1];
+    c->params = inf->num_params ? m->params + inf->param_offset : NULL;
+    c->buffers = inf->num_buffers ? m->buffers + inf->buffer_offset : NULL;
+    c->scratch = inf->scratch_per_row ? scratch : NULL;
+    c->training = training;
+    c->key = training ? fnn_dropout_key(m->seed, i, m->counter + 1) : 0;
+}
+
+/* Prefix "node i (op): " to the message of a failed kernel call. */
+static fnn_status node_error(const fnn_model *m, int32_t i, fnn_status st) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", fnn_last_error());
+    return fnn__error(st, "node %d (%s): %s", (int)i, m->nodes[i].op,
+                      msg[0] ? msg : fnn_status_string(st));
+}
+
+fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
+                             float *work, int64_t work_size) {
+    if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
+    int64_t need;
+    fnn_status st = fnn_model_workspace_size(m, n, 0, &need);
+    if (st != FNN_OK) return st;
+    if (n == 0) return FNN_OK;
+    if (!out || !x) return fnn__error(FNN_ERR_ARG, "forward: out and x must not be NULL");
+    float *own = NULL;
+    if (!work) {
+        if (!(own = work = alloc_floats(need)))
+            return fnn__error(FNN_ERR_NOMEM, "out of memory for the forward workspace");
+    } else if (work_size < need) {
+        return fnn__error(FNN_ERR_SIZE, "forward: workspace has %lld floats, %lld rows need "
+                          "%lld", (long long)work_size, (long long)n, (long long)need);
+    }
+    float *buf[2] = {work, work + part(n, m->W)};
+    float *scratch = work + 2 * part(n, m->W);
+    const float *cur = x;
+    for (int32_t i = 0; i < m->L && st == FNN_OK; i++) {
+        float *y = (i == m->L - 1) ? out : buf[i & 1];
+        fnn_op_ctx c;
+        node_ctx(m, i, n, scratch, 0, &c);
+        if ((st = m->defs[i]->forward(&c, y, cur)) != FNN_OK) st = node_error(m, i, st);
+        cur = y;
+    }
+    free(own);
+    return st;
+}
+
+fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r) {
+    if (!m || !a || !r) return fnn__error(FNN_ERR_ARG, "model, args or result is NULL");
+    r->loss = 0.0;
+    r->bad_index = -1;
+    r->output_offset = 0;
+    if (!m->has_loss) return fnn__error(FNN_ERR_STATE, "no loss: call fnn_model_set_loss first");
+    if (!m->has_opt)
+        return fnn__error(FNN_ERR_STATE, "no optimizer: call fnn_model_set_optimizer first");
+    const int64_t n = a->n, L = m->L;
+    if (n < 1) return fnn__error(FNN_ERR_SIZE, "train step: batch of %lld rows", (long long)n);
+    if (!a->x) return fnn__error(FNN_ERR_ARG, "train step: x is NULL");
+    if (m->ldef->labels ? !a->labels : !a->target)
+        return fnn__error(FNN_ERR_ARG, "train step: loss %s needs %s", m->ldef->name,
+                          m->ldef->labels ? "labels" : "a float target");
+    int64_t need = train_layout(m, n, NULL, NULL, NULL);
+    if (need < 0) return fnn__error(FNN_ERR_SIZE, "workspace for %lld rows overflows",
+                                    (long long)n);
+    float *work = a->work;
+    if (work) {
+        if (a->work_size < need)
+            return fnn__error(FNN_ERR_SIZE, "train step: workspace has %lld floats, %lld rows "
+                              "need %lld", (long long)a->work_size, (long long)n,
+                              (long long)need);
+    } else {
+        if (m->work_cap < need) {
+            float *w = alloc_floats(need);
+            if (!w) return fnn__error(FNN_ERR_NOMEM, "out of memory for the workspace");
+            free(m->work);
+            m->work = w;
+            m->work_cap = need;
+        }
+        work = m->work;
+    }
+    int64_t *act = m->act, *scr = m->scr, g[2];
+    train_layout(m, n, act, g, scr);
+    fnn_status st = FNN_OK;
+    fnn_op_ctx c;
+
+    /* forward, keeping every slot */
+    const float *cur = a->x;
+    for (int32_t i = 0; i < L && st == FNN_OK; i++) {
+        float *y = work + act[i + 1];
+        node_ctx(m, i, n, work + scr[i], 1, &c);
+        if ((st = m->defs[i]->forward(&c, y, cur)) != FNN_OK) st = node_error(m, i, st);
+        cur = y;
+    }
+    /* loss and d(loss)/d(output) into g[0]; labels are checked before any write */
+    if (st == FNN_OK)
+        st = m->ldef->eval(&m->loss, &r->loss, work + g[0], cur, a->target, a->labels, n,
+                           m->numel[L], &r->bad_index);
+    if (st == FNN_ERR_LABEL)
+        fnn__error(st, "label at row %lld is out of range for %lld classes",
+                   (long long)r->bad_index, (long long)m->numel[L]);
+    /* backward: parameter gradients accumulate into the zeroed flat buffer */
+    if (st == FNN_OK) {
+        if (m->P > 0) memset(m->grads, 0, (size_t)m->P * sizeof(float));
+        int k = 0;
+        for (int32_t i = (int32_t)L - 1; i >= 0 && st == FNN_OK; i--) {
+            const float *xi = i == 0 ? a->x : work + act[i];
+            float *dx = i == 0 ? NULL : work + g[k ^ 1];
+            float *gi = m->info[i].num_params ? m->grads + m->info[i].param_offset : NULL;
+            node_ctx(m, i, n, work + scr[i], 1, &c);
+            st = m->defs[i]->backward(&c, dx, gi, work + g[k], xi, work + act[i + 1]);
+            if (st != FNN_OK) st = node_error(m, i, st);
+            k ^= 1;
+        }
+    }
+    if (st == FNN_OK) {
+        st = fnn_optim_step(&m->opt, m->params, m->grads, m->P, m->step + 1);
+        if (st == FNN_OK) {
+            m->step += 1;
+            m->counter += 1;
+            r->output_offset = act[L];
+        }
+    }
+    return st;
+}

@@ -1,0 +1,473 @@
+/*
+ * ops.c -- the op table, the loss table and the optimizer table.
+ *
+ * One entry per op (see fnn_ops.h for what an entry holds). The kernels
+ * themselves live in dense.c, activations.c, dropout.c, losses.c and
+ * optim.c; an entry adapts them to the uniform signatures the model runs.
+ *
+ * Ops and what they read of fnn_attrs:
+ *   linear      units (OUT >= 1), bias (0/1), init (fnn_init). Input 1-D
+ *               (IN,). Parameters: weight (IN, OUT) then bias (OUT).
+ *   relu, sigmoid, tanh, gelu   nothing; any shape, output = input shape.
+ *   leaky_relu  slope (finite).
+ *   softmax     axis: -1 or the last axis (batch is axis 0): row-wise over
+ *               the last dimension.
+ *   dropout     p in [0, 1); identity in evaluation mode.
+ *
+ * Initialisation (linear): w_i = (2 u_i - 1) a in double, rounded to float,
+ * with u_i = (splitmix64(key + i) >> 11) 2^-53 and a = sqrt(6 / IN) (He)
+ * or sqrt(6 / (IN + OUT)) (Xavier); biases 0. key comes from the model
+ * seed and the node index (fnn_op_init), so a model is reproducible from
+ * its seed and fastnn/reference/init.py draws the same numbers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "fnn_ops.h"
+
+/* ------------------------------------------------------------ helpers */
+
+int fnn__name_ok(const char *name) {
+    return name && memchr(name, '\0', FNN_NAME_MAX) != NULL && name[0] != '\0';
+}
+
+int64_t fnn__shape_numel(const fnn_shape *s) {
+    if (!s || s->ndim < 1 || s->ndim > FNN_MAX_DIMS) return -1;
+    int64_t n = 1;
+    for (int d = 0; d < s->ndim; d++)
+        if (s->dim[d] < 1 || fnn__mul_overflow(n, s->dim[d], &n)) return -1;
+    return n;
+}
+
+const char *fnn__shape_str(const fnn_shape *s, char *buf, size_t size) {
+    size_t k = 0;
+    int nd = s ? s->ndim : 0;
+    if (nd < 0 || nd > FNN_MAX_DIMS) nd = 0;
+    k += (size_t)snprintf(buf, size, "(");
+    for (int d = 0; d < nd && k < size; d++)
+        k += (size_t)snprintf(buf + k, size - k, d ? ", %lld" : "%lld", (long long)s->dim[d]);
+    if (k < size) snprintf(buf + k, size - k, nd == 1 ? ",)" : ")");
+    return buf;
+}
+
+/* An elementwise op's describe: same shape out, nothing else. */
+static fnn_status same_shape(const fnn_attrs *a, const fnn_shape *in, fnn_node_info *info) {
+    (void)a;
+    info->out_shape = *in;
+    return FNN_OK;
+}
+
+/* ------------------------------------------------------------- linear */
+
+static fnn_status linear_describe(const fnn_attrs *a, const fnn_shape *in,
+                                  fnn_node_info *info) {
+    char s[96];
+    if (in->ndim != 1)
+        return fnn__error(FNN_ERR_ARG, "linear: input must be 1-D per sample (features), "
+                          "got per-sample shape %s", fnn__shape_str(in, s, sizeof s));
+    if (a->units < 1)
+        return fnn__error(FNN_ERR_ARG, "linear: units must be >= 1, got %lld",
+                          (long long)a->units);
+    if (a->bias != 0 && a->bias != 1)
+        return fnn__error(FNN_ERR_ARG, "linear: bias must be 0 or 1, got %d", a->bias);
+    if (a->init < FNN_INIT_AUTO || a->init > FNN_INIT_XAVIER)
+        return fnn__error(FNN_ERR_ARG, "linear: unknown init %d", a->init);
+    int64_t nw;
+    if (fnn__mul_overflow(in->dim[0], a->units, &nw) || nw > INT64_MAX - a->units)
+        return fnn__error(FNN_ERR_SIZE, "linear: %lld x %lld weights overflow",
+                          (long long)in->dim[0], (long long)a->units);
+    memset(&info->out_shape, 0, sizeof info->out_shape);
+    info->out_shape.ndim = 1;
+    info->out_shape.dim[0] = a->units;
+    info->num_params = nw + (a->bias ? a->units : 0);
+    return FNN_OK;
+}
+
+static void linear_init(const fnn_attrs *a, const fnn_shape *in, int he, float *params,
+                        float *buffers, uint64_t key) {
+    (void)buffers;
+    const int64_t IN = in->dim[0], OUT = a->units, nw = IN * OUT;
+    int scheme = a->init == FNN_INIT_AUTO ? (he ? FNN_INIT_HE : FNN_INIT_XAVIER) : a->init;
+    double bound = scheme == FNN_INIT_HE ? sqrt(6.0 / (double)IN)
+                                         : sqrt(6.0 / (double)(IN + OUT));
+    for (int64_t i = 0; i < nw; i++) {
+        double u = (double)(fnn__splitmix64(key + (uint64_t)i) >> 11) * 0x1p-53;
+        params[i] = (float)((2.0 * u - 1.0) * bound);
+    }
+    if (a->bias) memset(params + nw, 0, (size_t)OUT * sizeof(float));
+}
+
+static fnn_status linear_forward(const fnn_op_ctx *c, float *y, const float *x) {
+    const float *w = c->params;
+    return fnn_dense_forward(y, x, w, c->attrs->bias ? w + c->IN * c->OUT : NULL,
+                             c->N, c->IN, c->OUT);
+}
+
+static fnn_status linear_backward(const fnn_op_ctx *c, float *dx, float *grads,
+                                  const float *dy, const float *x, const float *y) {
+    (void)y;
+    return fnn_dense_backward(dx, grads, c->attrs->bias ? grads + c->IN * c->OUT : NULL,
+                              dy, x, c->params, c->N, c->IN, c->OUT);
+}
+
+/* -------------------------------------------------------- activations */
+
+/* forward/backward adapters of the elementwise kernels of activations.c */
+#define ELEMENTWISE(op)                                                                 \
+    static fnn_status op##_fwd(const fnn_op_ctx *c, float *y, const float *x) {        \
+        return fnn_##op##_forward(y, x, c->N * c->IN);                                  \
+    }                                                                                   \
+    static fnn_status op##_bwd(const fnn_op_ctx *c, float *dx, float *grads,            \
+                               const float *dy, const float *x, const float *y) {       \
+        (void)grads;                                                                    \
+        return dx ? fnn_##op##_backward(dx, dy, x, y, c->N * c->IN) : FNN_OK;           \
+    }
+ELEMENTWISE(relu)
+ELEMENTWISE(sigmoid)
+ELEMENTWISE(tanh)
+ELEMENTWISE(gelu)
+
+static fnn_status leaky_describe(const fnn_attrs *a, const fnn_shape *in,
+                                 fnn_node_info *info) {
+    if (!isfinite(a->slope))
+        return fnn__error(FNN_ERR_ARG, "leaky_relu: slope must be finite, got %g",
+                          (double)a->slope);
+    return same_shape(a, in, info);
+}
+
+static fnn_status leaky_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    return fnn_leaky_relu_forward(y, x, c->N * c->IN, c->attrs->slope);
+}
+
+static fnn_status leaky_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                            const float *x, const float *y) {
+    (void)grads;
+    return dx ? fnn_leaky_relu_backward(dx, dy, x, y, c->N * c->IN, c->attrs->slope) : FNN_OK;
+}
+
+static fnn_status softmax_describe(const fnn_attrs *a, const fnn_shape *in,
+                                   fnn_node_info *info) {
+    if (a->axis != -1 && a->axis != in->ndim)
+        return fnn__error(FNN_ERR_ARG, "softmax: only the last axis (-1 or %d) is supported, "
+                          "got axis %lld", in->ndim, (long long)a->axis);
+    return same_shape(a, in, info);
+}
+
+/* rows of the last dimension: (N * IN / C, C) */
+static fnn_status softmax_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    int64_t C = c->in->dim[c->in->ndim - 1];
+    return fnn_softmax_forward(y, x, c->N * (c->IN / C), C);
+}
+
+static fnn_status softmax_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                              const float *x, const float *y) {
+    (void)grads;
+    int64_t C = c->in->dim[c->in->ndim - 1];
+    return dx ? fnn_softmax_backward(dx, dy, x, y, c->N * (c->IN / C), C) : FNN_OK;
+}
+
+/* ------------------------------------------------------------ dropout */
+
+static fnn_status dropout_describe(const fnn_attrs *a, const fnn_shape *in,
+                                   fnn_node_info *info) {
+    if (!(a->p >= 0.0f && a->p < 1.0f))
+        return fnn__error(FNN_ERR_ARG, "dropout: p must be in [0, 1), got %g", (double)a->p);
+    return same_shape(a, in, info);
+}
+
+static fnn_status dropout_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    int64_t n = c->N * c->IN;
+    if (c->training && c->attrs->p > 0.0f)
+        return fnn_dropout_forward(y, x, n, c->attrs->p, c->key);
+    if (n > 0 && y != x) memcpy(y, x, (size_t)n * sizeof(float));
+    return FNN_OK;
+}
+
+static fnn_status dropout_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                              const float *x, const float *y) {
+    (void)grads; (void)x; (void)y;
+    int64_t n = c->N * c->IN;
+    if (!dx) return FNN_OK;
+    if (c->training && c->attrs->p > 0.0f)
+        return fnn_dropout_backward(dx, dy, n, c->attrs->p, c->key);
+    if (n > 0 && dx != dy) memcpy(dx, dy, (size_t)n * sizeof(float));
+    return FNN_OK;
+}
+
+/* --------------------------------------------------------------- table */
+
+static const fnn_op_def OPS[] = {
+    {"linear", 0, linear_describe, linear_init, linear_forward, linear_backward},
+    {"relu", FNN_OPF_HE_BEFORE, same_shape, NULL, relu_fwd, relu_bwd},
+    {"leaky_relu", FNN_OPF_HE_BEFORE, leaky_describe, NULL, leaky_fwd, leaky_bwd},
+    {"sigmoid", 0, same_shape, NULL, sigmoid_fwd, sigmoid_bwd},
+    {"tanh", 0, same_shape, NULL, tanh_fwd, tanh_bwd},
+    {"gelu", FNN_OPF_HE_BEFORE, same_shape, NULL, gelu_fwd, gelu_bwd},
+    {"softmax", 0, softmax_describe, NULL, softmax_fwd, softmax_bwd},
+    {"dropout", 0, dropout_describe, NULL, dropout_fwd, dropout_bwd},
+};
+#define N_OPS ((int32_t)(sizeof OPS / sizeof OPS[0]))
+
+int32_t fnn_op_count(void) { return N_OPS; }
+
+const char *fnn_op_name(int32_t i) { return i >= 0 && i < N_OPS ? OPS[i].name : NULL; }
+
+const fnn_op_def *fnn__op_lookup(const char *name) {
+    if (!fnn__name_ok(name)) return NULL;
+    for (int32_t i = 0; i < N_OPS; i++)
+        if (strcmp(OPS[i].name, name) == 0) return &OPS[i];
+    return NULL;
+}
+
+/* The entry of a node, or NULL with fnn_last_error set. */
+static const fnn_op_def *node_def(const fnn_node *node) {
+    if (!node) {
+        fnn__error(FNN_ERR_ARG, "node is NULL");
+        return NULL;
+    }
+    const fnn_op_def *def = fnn__op_lookup(node->op);
+    if (!def) {
+        if (fnn__name_ok(node->op))
+            fnn__error(FNN_ERR_ARG, "unknown op '%s'", node->op);
+        else
+            fnn__error(FNN_ERR_ARG, "op name is empty or not NUL-terminated");
+    }
+    return def;
+}
+
+fnn_status fnn_op_describe(fnn_node_info *info, const fnn_node *node, const fnn_shape *in) {
+    char s[96];
+    if (!info) return fnn__error(FNN_ERR_ARG, "info is NULL");
+    const fnn_op_def *def = node_def(node);
+    if (!def) return FNN_ERR_ARG;
+    if (fnn__shape_numel(in) < 0)
+        return fnn__error(FNN_ERR_SIZE, "%s: invalid input shape %s (1 to %d dimensions, "
+                          "each >= 1)", def->name, fnn__shape_str(in, s, sizeof s),
+                          FNN_MAX_DIMS);
+    memset(info, 0, sizeof *info);
+    fnn_status st = def->describe(&node->attrs, in, info);
+    if (st == FNN_OK && fnn__shape_numel(&info->out_shape) < 0)
+        return fnn__error(FNN_ERR_SIZE, "%s: output shape overflows", def->name);
+    return st;
+}
+
+/* Fill a context for one op call (after fnn_op_describe succeeded). */
+static void make_ctx(fnn_op_ctx *c, const fnn_node *node, const fnn_shape *in,
+                     const fnn_node_info *info, int64_t N, const float *params,
+                     float *buffers, float *scratch, int training, uint64_t key) {
+    c->attrs = &node->attrs;
+    c->in = in;
+    c->info = info;
+    c->N = N;
+    c->IN = fnn__shape_numel(in);
+    c->OUT = fnn__shape_numel(&info->out_shape);
+    c->params = params;
+    c->buffers = buffers;
+    c->scratch = scratch;
+    c->training = training;
+    c->key = key;
+}
+
+/* Common checks of the one-op entry points. */
+static fnn_status op_call_check(const fnn_op_def **def, fnn_node_info *info,
+                                const fnn_node *node, const fnn_shape *in, int64_t N,
+                                const float *params, const float *buffers,
+                                const float *scratch) {
+    fnn_status st = fnn_op_describe(info, node, in);
+    if (st != FNN_OK) return st;
+    *def = fnn__op_lookup(node->op);
+    int64_t rows;
+    if (N < 0 || fnn__mul_overflow(N, fnn__shape_numel(in), &rows) ||
+        fnn__mul_overflow(N, fnn__shape_numel(&info->out_shape), &rows))
+        return fnn__error(FNN_ERR_SIZE, "%s: invalid batch size %lld", node->op, (long long)N);
+    if ((info->num_params > 0 && !params) || (info->num_buffers > 0 && !buffers) ||
+        (info->scratch_per_row > 0 && N > 0 && !scratch))
+        return fnn__error(FNN_ERR_ARG, "%s: missing parameters, buffers or scratch", node->op);
+    return FNN_OK;
+}
+
+fnn_status fnn_op_forward(const fnn_node *node, const fnn_shape *in, int64_t N, float *y,
+                          const float *x, const float *params, float *buffers,
+                          float *scratch, int training, uint64_t key) {
+    const fnn_op_def *def;
+    fnn_node_info info;
+    fnn_status st = op_call_check(&def, &info, node, in, N, params, buffers, scratch);
+    if (st != FNN_OK) return st;
+    if (N == 0) return FNN_OK;
+    if (!x || !y) return fnn__error(FNN_ERR_ARG, "%s: x and y must not be NULL", node->op);
+    fnn_op_ctx c;
+    make_ctx(&c, node, in, &info, N, params, buffers, scratch, training != 0, key);
+    return def->forward(&c, y, x);
+}
+
+fnn_status fnn_op_backward(const fnn_node *node, const fnn_shape *in, int64_t N, float *dx,
+                           float *grads, const float *dy, const float *x, const float *y,
+                           const float *params, float *scratch, uint64_t key) {
+    const fnn_op_def *def;
+    fnn_node_info info;
+    fnn_status st = op_call_check(&def, &info, node, in, N, params, NULL, scratch);
+    if (st != FNN_OK) return st;
+    if (N == 0) return FNN_OK;
+    if (!dy || !x || !y || (info.num_params > 0 && !grads))
+        return fnn__error(FNN_ERR_ARG, "%s: dy, x, y (and grads) must not be NULL", node->op);
+    fnn_op_ctx c;
+    make_ctx(&c, node, in, &info, N, params, NULL, scratch, 1, key);
+    return def->backward(&c, dx, grads, dy, x, y);
+}
+
+fnn_status fnn_op_init(const fnn_node *node, const fnn_shape *in, const fnn_node *next,
+                       float *params, float *buffers, uint64_t seed, int64_t index) {
+    fnn_node_info info;
+    fnn_status st = fnn_op_describe(&info, node, in);
+    if (st != FNN_OK) return st;
+    if ((info.num_params > 0 && !params) || (info.num_buffers > 0 && !buffers))
+        return fnn__error(FNN_ERR_ARG, "%s: missing parameters or buffers", node->op);
+    const fnn_op_def *def = fnn__op_lookup(node->op), *nd = next ? fnn__op_lookup(next->op) : NULL;
+    if (def->init)
+        def->init(&node->attrs, in, nd && (nd->flags & FNN_OPF_HE_BEFORE), params, buffers,
+                  fnn_dropout_key(seed, index, -1));
+    return FNN_OK;
+}
+
+/* -------------------------------------------------------------- losses */
+
+static fnn_status mse_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
+                           const float *target, const int64_t *labels, int64_t N, int64_t D,
+                           int64_t *bad) {
+    (void)d; (void)labels; (void)bad;
+    return fnn_mse_loss(loss, dpred, pred, target, N, D);
+}
+
+static fnn_status mae_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
+                           const float *target, const int64_t *labels, int64_t N, int64_t D,
+                           int64_t *bad) {
+    (void)d; (void)labels; (void)bad;
+    return fnn_mae_loss(loss, dpred, pred, target, N, D);
+}
+
+static fnn_status huber_eval(const fnn_loss_desc *d, double *loss, float *dpred,
+                             const float *pred, const float *target, const int64_t *labels,
+                             int64_t N, int64_t D, int64_t *bad) {
+    (void)labels; (void)bad;
+    return fnn_huber_loss(loss, dpred, pred, target, N, D, d->delta);
+}
+
+static fnn_status bce_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
+                           const float *target, const int64_t *labels, int64_t N, int64_t D,
+                           int64_t *bad) {
+    (void)labels; (void)bad;
+    return fnn_bce_with_logits_loss(loss, dpred, pred, target, d->weight, N, D);
+}
+
+static fnn_status ce_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
+                          const float *target, const int64_t *labels, int64_t N, int64_t D,
+                          int64_t *bad) {
+    (void)target;
+    return fnn_cross_entropy_loss(loss, dpred, pred, labels, d->weight, N, D, d->ignore_index,
+                                  bad);
+}
+
+static const fnn_loss_def LOSSES[] = {
+    {"mse", 0, 0, mse_eval},
+    {"mae", 0, 0, mae_eval},
+    {"huber", 0, 0, huber_eval},
+    {"bce_with_logits", 0, 1, bce_eval},
+    {"cross_entropy", 1, 1, ce_eval},
+};
+
+const fnn_loss_def *fnn__loss_lookup(const char *name) {
+    if (!name) return NULL;
+    for (size_t i = 0; i < sizeof LOSSES / sizeof LOSSES[0]; i++)
+        if (strcmp(LOSSES[i].name, name) == 0) return &LOSSES[i];
+    return NULL;
+}
+
+fnn_status fnn_loss_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
+                         const float *target, const int64_t *labels, int64_t N, int64_t D,
+                         int64_t *bad_index) {
+    const fnn_loss_def *def = d ? fnn__loss_lookup(d->name) : NULL;
+    if (!def) return fnn__error(FNN_ERR_ARG, "unknown loss '%s'", d && d->name ? d->name : "");
+    if (def->labels ? !labels : !target)
+        return fnn__error(FNN_ERR_ARG, "%s needs %s", def->name,
+                          def->labels ? "integer labels" : "float targets");
+    if (d->weight && d->weight_len != D)
+        return fnn__error(FNN_ERR_SIZE, "%s: weight has %lld values for %lld outputs",
+                          def->name, (long long)d->weight_len, (long long)D);
+    return def->eval(d, loss, dpred, pred, target, labels, N, D, bad_index);
+}
+
+/* ---------------------------------------------------------- optimizers */
+
+static int32_t sgd_nstate(const fnn_optim_desc *d) { return d->momentum != 0.0f ? 1 : 0; }
+static int32_t two_state(const fnn_optim_desc *d) { (void)d; return 2; }
+static int32_t one_state(const fnn_optim_desc *d) { (void)d; return 1; }
+static int32_t rmsprop_nstate(const fnn_optim_desc *d) { return d->momentum > 0.0f ? 2 : 1; }
+
+static fnn_status sgd_up(const fnn_optim_desc *d, float *p, const float *g, float *const *s,
+                         int64_t P, int64_t t) {
+    return fnn_sgd_update(p, d->momentum != 0.0f ? s[0] : NULL, g, P, t, d->lr, d->momentum,
+                          d->dampening, d->weight_decay, d->nesterov);
+}
+
+static fnn_status adam_up(const fnn_optim_desc *d, float *p, const float *g, float *const *s,
+                          int64_t P, int64_t t) {
+    return fnn_adam_update(p, s[0], s[1], g, P, t, d->lr, d->beta1, d->beta2, d->eps,
+                           d->weight_decay, 0);
+}
+
+static fnn_status adamw_up(const fnn_optim_desc *d, float *p, const float *g, float *const *s,
+                           int64_t P, int64_t t) {
+    return fnn_adam_update(p, s[0], s[1], g, P, t, d->lr, d->beta1, d->beta2, d->eps,
+                           d->weight_decay, 1);
+}
+
+static fnn_status rmsprop_up(const fnn_optim_desc *d, float *p, const float *g,
+                             float *const *s, int64_t P, int64_t t) {
+    return fnn_rmsprop_update(p, s[0], d->momentum > 0.0f ? s[1] : NULL, g, P, t, d->lr,
+                              d->alpha, d->eps, d->weight_decay, d->momentum);
+}
+
+static fnn_status adagrad_up(const fnn_optim_desc *d, float *p, const float *g,
+                             float *const *s, int64_t P, int64_t t) {
+    return fnn_adagrad_update(p, s[0], g, P, t, d->lr, d->lr_decay, d->eps, d->weight_decay);
+}
+
+static const fnn_optim_def OPTIMS[] = {
+    {"sgd", sgd_nstate, sgd_up},
+    {"adam", two_state, adam_up},
+    {"adamw", two_state, adamw_up},
+    {"rmsprop", rmsprop_nstate, rmsprop_up},
+    {"adagrad", one_state, adagrad_up},
+};
+
+const fnn_optim_def *fnn__optim_lookup(const char *name) {
+    if (!name) return NULL;
+    for (size_t i = 0; i < sizeof OPTIMS / sizeof OPTIMS[0]; i++)
+        if (strcmp(OPTIMS[i].name, name) == 0) return &OPTIMS[i];
+    return NULL;
+}
+
+int32_t fnn_optim_num_state(const fnn_optim_desc *d) {
+    const fnn_optim_def *def = d ? fnn__optim_lookup(d->name) : NULL;
+    return def ? def->num_state(d) : -1;
+}
+
+fnn_status fnn_optim_step(const fnn_optim_desc *d, float *params, float *grads, int64_t P,
+                          int64_t t) {
+    const fnn_optim_def *def = d ? fnn__optim_lookup(d->name) : NULL;
+    if (!def)
+        return fnn__error(FNN_ERR_ARG, "unknown optimizer '%s'", d && d->name ? d->name : "");
+    if (!(d->lr >= 0.0f && isfinite(d->lr)))
+        return fnn__error(FNN_ERR_ARG, "%s: invalid learning rate %g", def->name, (double)d->lr);
+    if (t < 1) return fnn__error(FNN_ERR_ARG, "%s: step must be >= 1, got %lld", def->name,
+                                 (long long)t);
+    int32_t ns = def->num_state(d);
+    for (int32_t k = 0; k < ns; k++)
+        if (!d->state[k] && P > 0)
+            return fnn__error(FNN_ERR_ARG, "%s: state buffer %d is NULL", def->name, (int)k);
+    if (d->max_grad_norm > 0.0f) {
+        fnn_status st = fnn_clip_grad_norm(grads, P, d->max_grad_norm, NULL);
+        if (st != FNN_OK) return st;
+    }
+    return def->update(d, params, grads, d->state, P, t);
+}

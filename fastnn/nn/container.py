@@ -1,0 +1,487 @@
+"""Sequential: a chain of layers over flat parameter, gradient and buffer arrays.
+
+Size letters: N batch rows, P parameters, B non-trainable buffer floats.
+
+Memory layout (after llm.c): a Sequential owns ONE contiguous float32 buffer
+of all its parameters (``flat_params``, P floats), one of their gradients
+(``flat_grads``) and one of its non-trainable buffers (``flat_buffers``, B
+floats: running statistics). Each layer's ``weight``/``bias`` is a view into
+them, in layer order, each layer's parameters in its ``param_shapes`` order.
+
+With the C backend and built-in layers the model IS a C ``fnn_model``
+(``fastnn._core.Model``, csrc/model.c): the flat arrays are views of its
+memory, it initialises them from the seed, and ``train_step``/``fit`` run
+each step -- forward, loss, backward, update -- as ONE C call, ``predict``
+each batch as one C call. Otherwise (the NumPy backend, a user layer) the
+layers run one by one through their backend's kernels; both paths call the
+same kernels in the same order and give the same bits.
+"""
+import json
+import numbers
+import threading
+
+import numpy as np
+
+from .. import fileformat, training
+from .._backend import get_backend
+from ..data import check_X
+from . import registry
+from .module import Module
+
+__all__ = ["Sequential", "param_layout"]
+
+
+def param_layout(layers, input_shape=None):
+    """The flat-buffer layout: [(layer_index, name, offset, shape), ...] and P.
+
+    Parameters are packed in layer order, each layer's in ``param_shapes()``
+    order, with no padding: the C model's layout (csrc/model.c) as well.
+    """
+    layout, offset, shape = [], 0, input_shape
+    for i, layer in enumerate(layers):
+        shape = layer.input_size() or shape
+        for name, pshape in layer.param_shapes(shape):
+            layout.append((i, name, offset, tuple(pshape)))
+            offset += int(np.prod(pshape))
+        shape = layer.output_shape(shape) if shape is not None else None
+    return layout, offset
+
+
+def _same_spec(a, b):
+    """Loss specs equal: arrays (class weights) by identity, the rest by value."""
+    return a is not None and b is not None and all(
+        u is v or (not isinstance(u, np.ndarray) and not isinstance(v, np.ndarray) and u == v)
+        for u, v in zip(a, b))
+
+
+def _rebuild(layer_states, seed, backend, input_shape, params, buffers, state):
+    """Unpickle: the same architecture, then the saved arrays and settings."""
+    layers = []
+    for cls, layer_state in layer_states:
+        layer = cls.__new__(cls)
+        layer.__setstate__(layer_state)
+        layers.append(layer)
+    model = Sequential(*layers, seed=seed, backend=backend, input_shape=input_shape)
+    model.flat_params[...] = params
+    model.flat_buffers[...] = buffers
+    model.__dict__.update(state)
+    return model
+
+
+class Sequential(training.Trainable, Module):
+    """A stack of layers applied in order, with flat parameter/gradient buffers.
+
+    Args:
+        *layers: Module instances (each may belong to one Sequential only).
+        seed: an int that seeds initialisation, dropout masks and (when
+            ``fit`` gets no seed) shuffling -- same seed, same run, bitwise.
+            None draws one at random (kept in ``model.seed``).
+        backend: "c" (default), "numpy" or a backend module.
+        input_shape: the per-sample input shape, e.g. ``(64,)``; by default
+            the first Linear's ``(in_features,)``.
+
+    Set ``model.fused = False`` to run layer by layer instead of one C call
+    per step (same results).
+
+    Example::
+
+        model = Sequential(Linear(64, 128), ReLU(), Linear(128, 10), seed=0)
+        history = model.fit(X, y, loss=CrossEntropyLoss(), optimizer=Adam(model.parameters()))
+    """
+    def __init__(self, *layers, seed=0, backend=None, input_shape=None):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module) or isinstance(layer, Sequential):
+                raise TypeError(f"layer {i} must be a fastnn layer, got {type(layer).__name__}")
+            if layer._owner is not None or layers.index(layer) != i:
+                raise ValueError(f"layer {i} {layer!r} already belongs to a Sequential; "
+                                 "create a new layer (weight sharing is not supported)")
+        self.layers = list(layers)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % 2**63)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self.seed = int(seed)
+        self._counter = 0      # training-mode forward passes (dropout keys)
+        self._backend = get_backend(backend)
+        self.stop_training = False
+        self._shapes = self._check_chain(None if input_shape is None else tuple(input_shape))
+        self._rng = np.random.default_rng(self.seed)
+        self.loss = None
+        self.metadata = None
+        self.fused = True      # use the one-call C step/forward when possible
+        self._bound = None     # (loss, optimizer, hyperparameters, loss spec)
+        self._tls = threading.local()   # per-thread workspaces (see _workspace)
+        self._lock = threading.RLock()  # layer-by-layer inference: shared buffers and mode
+        self._allocate()
+
+    # ------------------------------------------------------------- layout
+    def _check_chain(self, input_shape):
+        """Per-sample shapes of every slot: [input, out_0, ..., out_last]
+        (None where unknown); checks that consecutive layers fit."""
+        shapes, shape, first = [None], input_shape, None
+        for i, layer in enumerate(self.layers):
+            need = layer.input_size()
+            if need is not None:
+                if shape is not None and tuple(shape) != tuple(need):
+                    got = shape[0] if len(shape) == 1 else shape
+                    raise ValueError(f"layer {i} {layer!r} expects {need[0]} inputs but the "
+                                     f"previous layer outputs {got}")
+                if first is None and shape is None:
+                    first = tuple(need)   # the layers before it keep their input's shape
+                shape = tuple(need)
+            shapes.append(None if shape is None else tuple(layer.output_shape(shape)))
+            shape = shapes[-1]
+        self.input_shape = input_shape if input_shape is not None else first
+        shapes[0] = self.input_shape
+        if input_shape is None and first is not None:   # fill the shapes before it
+            for k in range(1, len(shapes)):
+                if shapes[k] is None:
+                    shapes[k] = first
+                else:
+                    break
+        self.in_features = None if self.input_shape is None else int(np.prod(self.input_shape))
+        out = shapes[-1]
+        self.out_features_ = None if out is None else int(np.prod(out))
+        return shapes
+
+    def _nodes(self):
+        """(op, attrs) of every layer, or None if some layer is not a built-in."""
+        if not all(registry.is_builtin(layer) for layer in self.layers):
+            return None
+        return [(layer.op, layer.node_attrs()) for layer in self.layers]
+
+    def _allocate(self):
+        layout, P = param_layout(self.layers, self.input_shape)
+        nodes = self._nodes()
+        self._cmodel = None
+        if getattr(self._backend, "Model", None) is not None and nodes is not None \
+                and self.input_shape is not None:
+            cm = self._cmodel = self._backend.Model(self.input_shape, nodes, self.seed)
+            self.flat_params, self.flat_grads = cm.params, cm.grads
+            self.flat_buffers = cm.buffers
+            for i in range(len(self.layers)):
+                if cm.node_info(i)["out_shape"] != self._shapes[i + 1]:
+                    raise RuntimeError(f"layer {i}: the C model's shape differs")
+        else:
+            self.flat_params = np.zeros(P, np.float32)
+            self.flat_grads = np.zeros(P, np.float32)
+            self.flat_buffers = np.zeros(0, np.float32)
+        if self.flat_params.size != P:
+            raise RuntimeError(f"the C model has {self.flat_params.size} parameters, "
+                               f"the Python layout {P}")
+        offsets = {}
+        for i, name, off, shape in layout:
+            offsets.setdefault(i, off)
+        self._params = []
+        for i, layer in enumerate(self.layers):
+            layer._owner, layer._index, layer._backend = self, i, self._backend
+            layer.__dict__.pop("_flat", None)
+            layer.__dict__.pop("_flat_grad", None)
+            if i in offsets:
+                layer._attach(self.flat_params, self.flat_grads, offsets[i], self._backend,
+                              self, prefix=f"{i}.")
+                if self._cmodel is None:
+                    size = sum(int(np.prod(s)) for _, s in layer.param_shapes(self._shapes[i]))
+                    nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+                    layer.init_params(self.flat_params[offsets[i]:offsets[i] + size],
+                                      self.seed, i, nxt)
+                self._params += layer.parameters()
+
+    # ---------------------------------------------------------------- basics
+    def parameters(self):
+        """The Parameters, in flat-buffer order."""
+        return list(self._params)
+
+    def named_parameters(self, prefix=""):
+        """[("0.weight", Parameter), ...] in flat-buffer order."""
+        return [(prefix + p.name, p) for p in self._params]
+
+    @property
+    def num_parameters(self):
+        return int(self.flat_params.size)
+
+    def train(self, mode=True):
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def zero_grad(self):
+        """Set every gradient to 0 (one fill over the flat gradient buffer)."""
+        self.flat_grads.fill(0.0)
+
+    def output_shape(self, in_shape=None):
+        return self._shapes[-1]
+
+    def input_size(self):
+        return self.input_shape
+
+    def _forward(self, x):
+        if self.training:
+            self._counter += 1
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def forward(self, x):
+        """Outputs for x (N, IN). The result is a read-only view of an internal
+        buffer, valid until the next forward at the same batch size."""
+        out = self._forward(check_X(x, finite=False)).view()
+        out.flags.writeable = False
+        return out
+
+    def backward(self, dout):
+        """Backpropagate d(loss)/d(output) (N, OUT); ACCUMULATES into the gradients."""
+        dout = np.ascontiguousarray(dout, dtype=np.float32)
+        for i in range(len(self.layers) - 1, -1, -1):
+            dout = self.layers[i].backward(dout, need_dx=i > 0)
+
+    def train_step(self, x, y, loss_fn, optimizer):
+        """One step: forward, loss, zero_grad, backward, optimizer.step(); returns the loss.
+
+        x and y are checked like fit's (NaN/Inf in either would turn every
+        weight into NaN; a bad call changes nothing)."""
+        x, y, loss_fn = training.check_step(self, x, y, loss_fn, optimizer)
+        return self._train_step(x, y, loss_fn, optimizer)[0]
+
+    def _train_step(self, x, y, loss_fn, optimizer):
+        """The unchecked step used by fit; returns (loss, outputs).
+
+        With the C model bound to this loss and optimizer, the whole step is
+        ONE C call with the GIL released and no allocation
+        (``_core.Model.train_step``); otherwise it runs layer by layer."""
+        cm = self._bound_step(loss_fn, optimizer) if self.training and self.fused else None
+        if cm is None:
+            out = self._forward(x)
+            loss = loss_fn.forward(out, y, self._backend)
+            self.zero_grad()
+            self.backward(loss_fn.backward())
+            optimizer.step()
+            return loss, out
+        n = len(x)
+        work = self._workspace(n, True)
+        loss, off = cm.train_step(x, y, work, optimizer.step_count, self._counter)
+        self._counter += 1
+        optimizer.step_count += 1
+        return loss, work[off:off + n * self.out_features_].reshape(n, self.out_features_)
+
+    # ---------------------------------------------------------- the C model
+    def _bound_step(self, loss_fn, optimizer):
+        """The C model bound to (loss, optimizer), or None when the step cannot
+        be fused (see _get_plan; a user loss or optimizer class; non-flat
+        optimizer state). Rebound whenever the loss, the optimizer or any
+        hyperparameter (lr included) changed."""
+        bound, hp = self._bound, optimizer.param_groups[0]
+        lspec = loss_fn._plan_spec()
+        if bound is not None and bound[0] is loss_fn and bound[1] is optimizer and \
+                bound[2] == hp and _same_spec(bound[3], lspec):
+            return self._cmodel
+        self._bound = None
+        cm = self._get_plan()
+        ospec = optimizer._plan_spec() if cm is not None and lspec is not None else None
+        if ospec is None:
+            return None
+        cm.set_loss(*lspec)
+        cm.set_optimizer(*ospec)
+        self._bound = (loss_fn, optimizer, dict(hp), lspec)
+        return cm
+
+    def _get_plan(self):
+        """The C model (``fastnn._core.Model``), or None when the model runs
+        layer by layer: another backend, an unknown input shape, or a layer
+        the C op table does not know (e.g. a user subclass)."""
+        return self._cmodel
+
+    def _workspace(self, n, training=False):
+        """The C model's workspace for n rows, one per thread and batch size:
+        predict may run in several threads at once."""
+        work = getattr(self._tls, "work", None)
+        if work is None:
+            work = self._tls.work = {}
+        buf = work.get((n, training))
+        if buf is None:
+            if len(work) >= 4:   # e.g. predict on many odd sizes
+                work.clear()
+            buf = work[(n, training)] = np.empty(self._cmodel.workspace_size(n, training),
+                                                 np.float32)
+        return buf
+
+    def _infer(self, x, out):
+        """out (n, OUT) = forward pass of x in evaluation mode (no dropout):
+        one C call when the model is a C model, else layer by layer."""
+        cm = self._get_plan() if self.fused else None
+        if cm is not None:
+            cm.forward(out, x, self._workspace(len(x)))
+        else:
+            out[...] = self._forward(x)
+
+    # ------------------------------------------------------ state and files
+    def state_dict(self):
+        """{"0.weight": array, ...}: copies of the parameters, in buffer order."""
+        return {p.name: p.data.copy() for p in self._params}
+
+    def load_state_dict(self, state):
+        """Copy parameters in place (views stay valid); names and shapes must match."""
+        names = [p.name for p in self._params]
+        if sorted(state) != sorted(names):
+            raise ValueError(f"state_dict keys {sorted(state)} do not match the model's {names}")
+        for p in self._params:
+            value = np.asarray(state[p.name])
+            if value.shape != p.data.shape:
+                raise ValueError(f"{p.name}: expected shape {p.data.shape}, got {value.shape}")
+        for p in self._params:
+            p.data[...] = state[p.name]
+
+    def _file_parts(self):
+        """The model file (format 2, csrc/model_io.c) as a list of byte strings."""
+        from .. import __version__
+        for layer in self.layers:
+            if not registry.is_builtin(layer):
+                raise TypeError(f"cannot save layer {type(layer).__name__}: only built-in "
+                                f"layers ({', '.join(c.__name__ for c in registry.LAYERS.values())}"
+                                f") can be saved")
+        if self.input_shape is None:
+            raise ValueError("cannot save a model whose input shape is unknown: create it "
+                             "with input_shape=(features,)")
+        meta = {"fastnn_version": __version__,
+                "layers": [{"class": type(layer).__name__, "config": layer.config()}
+                           for layer in self.layers]}
+        if self.metadata is not None:    # e.g. the CLI's preprocessing
+            meta["metadata"] = self.metadata
+        try:
+            mbytes = json.dumps(meta, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"model.metadata must be JSON-serialisable: {e}") from None
+        nodes = [{"op": layer.op, "in": (i, -1), "out": i + 1, "attrs": layer.node_attrs()}
+                 for i, layer in enumerate(self.layers)]
+        return fileformat.encode_v2(self.input_shape, nodes, self.flat_params,
+                                    self.flat_buffers, self.seed, mbytes)
+
+    def save(self, path):
+        """Save architecture, weights and buffers atomically (format in csrc/model_io.c)."""
+        fileformat.write_atomic(path, self._file_parts())
+
+    @classmethod
+    def load(cls, path, backend=None):
+        """Read a model file (format 2, or the older format 1); a Sequential on `backend`."""
+        with open(path, "rb") as f:
+            data = f.read()
+        d = fileformat.decode(data, str(path))
+        if d["version"] == 1:
+            return _load_v1(d, path, backend)
+        FormatError = fileformat.FormatError
+        layers, shape = [], tuple(d["input_shape"])
+        try:
+            for node in d["nodes"]:
+                layer = registry.layer_class(node["op"]).from_node_attrs(node["attrs"], shape)
+                layers.append(layer)
+                shape = layer.output_shape(shape)
+            meta = json.loads(d["metadata"].decode("utf-8")) if d["metadata"] else {}
+            model = cls(*layers, seed=d["seed"], backend=backend,
+                        input_shape=tuple(d["input_shape"]))
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+            raise FormatError(f"{path}: invalid architecture: {e}") from None
+        if model.flat_params.size != d["params"].size or \
+                model.flat_buffers.size != d["buffers"].size:
+            raise FormatError(f"{path}: parameter layout does not match the architecture")
+        model.flat_params[...] = d["params"]
+        model.flat_buffers[...] = d["buffers"]
+        if isinstance(meta, dict) and meta.get("metadata") is not None:
+            model.metadata = meta["metadata"]
+        return model
+
+    def to_onnx(self, path, opset=17):
+        """Write the inference graph as ONNX (:func:`fastnn.onnx.export`); return the proto."""
+        from ..onnx import export
+        return export(self, path, opset=opset)
+
+    def summary(self, print_fn=print):
+        """Print (with print_fn) and return a table of layers, output shapes and
+        parameter counts."""
+        rows = [("#", "layer", "output shape", "params")]
+        for i, layer in enumerate(self.layers):
+            n = sum(p.data.size for p in layer.parameters()) if layer._owner is self else 0
+            shape = self._shapes[i + 1]
+            rows.append((str(i), repr(layer),
+                         "(N, " + ", ".join(map(str, shape)) + ")" if shape else "?", f"{n:,}"))
+        widths = [max(len(r[k]) for r in rows) for k in range(4)]
+        line = "  ".join("-" * w for w in widths)
+        fmt = lambda r: "  ".join(c.rjust(w) if k in (0, 3) else c.ljust(w)
+                                  for k, (c, w) in enumerate(zip(r, widths)))
+        inp = "(N, " + ", ".join(map(str, self.input_shape)) + ")" if self.input_shape else "?"
+        text = "\n".join([f"Sequential: input {inp}, backend {self._backend.NAME!r}"
+                          f"{', one C model' if self._cmodel is not None else ''}",
+                          fmt(rows[0]), line] + [fmt(r) for r in rows[1:]] +
+                         [line, f"{self.num_parameters:,} parameters, "
+                                f"{self.flat_buffers.size:,} buffer values"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # ------------------------------------------------------------ pickling
+    def __reduce__(self):
+        state = {k: self.__dict__[k] for k in ("_counter", "training", "fused", "loss",
+                                               "metadata", "stop_training", "_rng")
+                 if k in self.__dict__}
+        if "optimizer" in self.__dict__:
+            state["optimizer"] = self.optimizer
+        layers = [(type(layer), {k: v for k, v in layer.__getstate__().items()
+                                 if k not in ("_owner", "_index")}) for layer in self.layers]
+        return (_rebuild, (layers, self.seed, self._backend.NAME, self.input_shape,
+                           self.flat_params.copy(), self.flat_buffers.copy(), {}),
+                state)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def __repr__(self):
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        return ("Sequential(\n" + "\n".join(lines) +
+                f"\n)  # {self.num_parameters:,} parameters, backend {self._backend.NAME!r}")
+
+
+def _load_v1(d, path, backend):
+    """A model from a format-1 file (JSON header; fastnn 0.1)."""
+    FormatError = fileformat.FormatError
+    header = d["header"]
+    try:
+        specs = [(entry["class"], entry["config"]) for entry in header["layers"]]
+        params = header["parameters"]
+        P = int(header["num_parameters"])
+        seed = header.get("seed")
+        metadata = header.get("metadata")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise FormatError(f"{path}: invalid header: {type(e).__name__}: {e}") from None
+    by_name = {cls.__name__: cls for cls in registry.LAYERS.values()}
+    layers = []
+    for cls_name, config in specs:
+        if cls_name not in by_name or not isinstance(config, dict):
+            raise FormatError(f"{path}: unknown layer {cls_name!r}")
+        try:
+            layers.append(by_name[cls_name](**config))
+        except (TypeError, ValueError) as e:
+            raise FormatError(f"{path}: invalid configuration for {cls_name}: {e}") from None
+    # check the layout against the file BEFORE allocating anything: a crafted header
+    # naming Linear(10**6, 10**6) must be a FormatError, not a 4 TB allocation
+    try:
+        layout, expected_P = param_layout(layers)
+        stored = [(p["name"], p["offset"], tuple(p["shape"])) for p in params]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise FormatError(f"{path}: invalid parameter layout: {e}") from None
+    if stored != [(f"{i}.{n}", off, shape) for i, n, off, shape in layout] or P != expected_P:
+        raise FormatError(f"{path}: parameter layout does not match the architecture")
+    if d["params"].size != P:
+        raise FormatError(f"{path}: expected {4 * P} bytes of parameters, "
+                          f"found {4 * d['params'].size}")
+    try:
+        model = Sequential(*layers, seed=seed if isinstance(seed, int) else 0, backend=backend)
+    except (TypeError, ValueError) as e:
+        raise FormatError(f"{path}: invalid architecture: {e}") from None
+    model.flat_params[...] = d["params"]
+    if metadata is not None:
+        model.metadata = metadata
+    return model

@@ -1,0 +1,177 @@
+"""Module: the base of every layer.
+
+A layer is one node of a model's plan. A built-in layer names its entry in
+the C op table (``op``, csrc/ops.c) and gives that node's typed attributes
+(``node_attrs``); the same layer runs layer by layer through its backend's
+kernels (``forward``/``backward``: ``fastnn._core`` or ``fastnn.reference``),
+which is how user subclasses and the NumPy backend run.
+
+Shapes are per sample (batch first at run time): a layer maps an input shape
+such as ``(64,)`` or ``(C, H, W)`` to an output shape (``output_shape``) and
+declares its parameters for that input (``param_shapes``).
+
+A layer inside a Sequential holds views into the model's flat buffers. A
+layer on its own (``Linear(4, 3, seed=0)(x)``) allocates its own small flat
+buffers the first time it needs them, initialised from its ``seed``.
+"""
+import numpy as np
+
+from .._backend import get_backend
+from ..parameter import Parameter
+
+__all__ = ["Module"]
+
+
+class Module:
+    """Base class: a ``forward``/``backward`` pair over per-sample shapes.
+
+    ``forward(x)`` keeps what ``backward`` needs; ``backward(dy)`` returns dx
+    (OVERWRITTEN each call) and ACCUMULATES parameter gradients.
+    """
+    op = None          # its name in the C op table; None: runs in Python only
+    names = ()         # activation names the CLI and sklearn wrappers accept
+    he_before = False  # a Linear right before it gets He initialisation (see csrc/ops.c)
+    training = True
+    _backend = None
+    _owner = None      # the Sequential holding this layer
+    _index = 0         # its position there
+    seed = None        # standalone layers: the seed of their parameters
+
+    # ------------------------------------------------------------ the node
+    def node_attrs(self):
+        """The typed attributes of this layer's C node (csrc/fastnn.h fnn_attrs)."""
+        return {}
+
+    @classmethod
+    def from_node_attrs(cls, attrs):
+        """The layer a model file's node describes (the inverse of node_attrs)."""
+        return cls()
+
+    def config(self):
+        """Constructor arguments, as JSON-serialisable values (repr, summaries)."""
+        return {}
+
+    def input_size(self):
+        """The per-sample input shape this layer requires, or None (any)."""
+        return None
+
+    def output_shape(self, in_shape):
+        """Per-sample output shape for a per-sample input shape (None: unknown)."""
+        return in_shape
+
+    def param_shapes(self, in_shape=None):
+        """[(name, shape), ...] of this layer's parameters (none by default)."""
+        return []
+
+    def init_params(self, flat, seed, index, next_layer):
+        """Fill this layer's slice of a flat parameter buffer (default: zeros)."""
+        flat[...] = 0.0
+
+    # ------------------------------------------------------ the parameters
+    @property
+    def backend(self):
+        if self._backend is None:
+            self._backend = get_backend()
+        return self._backend
+
+    def parameters(self):
+        self._standalone()
+        return [getattr(self, name) for name, _ in self.param_shapes(self.input_size())
+                if getattr(self, name, None) is not None]
+
+    def named_parameters(self, prefix=""):
+        """[(name, Parameter), ...], names as ``weight`` (``0.weight`` in a model)."""
+        return [(prefix + name, p) for name, p in
+                ((n, getattr(self, n, None)) for n, _ in self.param_shapes(self.input_size()))
+                if p is not None]
+
+    def _standalone(self):
+        """Give a layer outside any model its own flat buffers (once)."""
+        if self._owner is not None or self.__dict__.get("_flat") is not None:
+            return
+        shapes = self.param_shapes(self.input_size())
+        if not shapes:
+            return
+        P = sum(int(np.prod(s)) for _, s in shapes)
+        self._flat, self._flat_grad = np.zeros(P, np.float32), np.zeros(P, np.float32)
+        if self.seed is None:
+            self.seed = int(np.random.SeedSequence().entropy % 2**63)
+        self.init_params(self._flat, self.seed, 0, None)
+        self._attach(self._flat, self._flat_grad, 0, self.backend, self)
+
+    def _attach(self, flat, flat_grad, offset, backend, owner, prefix=""):
+        """Make this layer's parameters views of flat/flat_grad from `offset`."""
+        for name, shape in self.param_shapes(self.input_size()):
+            size = int(np.prod(shape))
+            setattr(self, name, Parameter(prefix + name,
+                                          flat[offset:offset + size].reshape(shape),
+                                          flat_grad[offset:offset + size].reshape(shape),
+                                          flat, flat_grad, offset, backend, owner))
+            offset += size
+        return offset
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.fill(0.0)
+
+    def state_dict(self):
+        """{"weight": array, ...}: copies of this layer's parameters."""
+        return {n: p.data.copy() for n, p in self.named_parameters()}
+
+    def load_state_dict(self, state):
+        """Copy parameters in place (names and shapes must match)."""
+        params = dict(self.named_parameters())
+        if sorted(state) != sorted(params):
+            raise ValueError(f"state_dict keys {sorted(state)} do not match {sorted(params)}")
+        for n, p in params.items():
+            if np.shape(state[n]) != p.data.shape:
+                raise ValueError(f"{n}: expected shape {p.data.shape}, got {np.shape(state[n])}")
+        for n, p in params.items():
+            p.data[...] = state[n]
+
+    # ------------------------------------------------------------- running
+    def train(self, mode=True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def _buffer(self, name, shape, dtype=np.float32):
+        """A reusable work array per (name, shape): allocated once per batch shape."""
+        ws = self.__dict__.setdefault("_ws", {})
+        key = (name, shape)
+        buf = ws.get(key)
+        if buf is None:
+            if len(ws) >= 16:   # many batch shapes seen (e.g. predict on odd sizes)
+                ws.clear()
+            buf = ws[key] = np.empty(shape, dtype)
+        return buf
+
+    # ------------------------------------------------------------ pickling
+    _TRANSIENT = ("_ws", "_x", "_y", "_key", "_active", "_backend")
+
+    def __getstate__(self):
+        """What pickle keeps: configuration (and a standalone layer's buffers);
+        work arrays, the backend module and parameter views are rebuilt."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in self._TRANSIENT and not isinstance(v, Parameter)}
+        backend = self.__dict__.get("_backend")
+        state["_backend_name"] = None if backend is None else backend.NAME
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        name = state.pop("_backend_name", None)
+        self.__dict__.update(state)
+        if name is not None:
+            self._backend = get_backend(name)
+        if self.__dict__.get("_flat") is not None and self._owner is None:
+            self._attach(self._flat, self._flat_grad, 0, self.backend, self)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
