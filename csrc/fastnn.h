@@ -268,10 +268,13 @@ typedef struct fnn_attrs {
     float momentum;         /* batch norm: running-statistics momentum */
 } fnn_attrs;
 
+/* Slots: node i writes slot i + 1 and reads slots written before it. So far
+   fnn_model_create accepts chains only: node i reads slot i and in[1] = -1
+   (the slot numbering already leaves room for ops with two inputs). */
 typedef struct fnn_node {
     char op[FNN_NAME_MAX];  /* an op name of the table, e.g. "linear" */
     int32_t in[2];          /* slots read; in[1] = -1 for a unary op */
-    int32_t out;            /* slot written (each slot is written once) */
+    int32_t out;            /* slot written (i + 1 for node i) */
     int32_t reserved;
     fnn_attrs attrs;
 } fnn_node;

@@ -319,13 +319,19 @@ cdef void _set_attrs(fnn_attrs *a, dict attrs) except *:
             raise ValueError(f"unknown op attribute {key!r}")
 
 
+cdef double _short(float v):
+    """The shortest decimal that rounds to the float32 v (0.3, not 0.30000001...),
+    so that attributes read back from C compare equal to what Python gave."""
+    return float(str(np.float32(v)))
+
+
 cdef dict _get_attrs(const fnn_attrs *a):
     """The non-zero attributes of a node as a dict (the inverse of _set_attrs)."""
     d = {"units": a.units, "kernel": (a.kernel[0], a.kernel[1]),
          "stride": (a.stride[0], a.stride[1]), "padding": (a.padding[0], a.padding[1]),
          "dilation": (a.dilation[0], a.dilation[1]), "groups": a.groups, "axis": a.axis,
-         "bias": a.bias, "init": a.init, "flags": a.flags, "slope": a.slope, "p": a.p,
-         "eps": a.eps, "momentum": a.momentum}
+         "bias": a.bias, "init": a.init, "flags": a.flags, "slope": _short(a.slope),
+         "p": _short(a.p), "eps": _short(a.eps), "momentum": _short(a.momentum)}
     return {k: v for k, v in d.items() if v not in (0, 0.0, (0, 0))}
 
 

@@ -18,7 +18,7 @@ Targets:
 import numpy as np
 
 from ._backend import get_backend
-from .data import all_finite
+from .checks import all_finite
 
 __all__ = ["MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss",
            "CrossEntropyLoss", "get_loss"]

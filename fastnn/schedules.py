@@ -32,6 +32,7 @@ nothing else changes the lr.
 import math
 
 from .callbacks import Callback
+from .checks import is_int
 from .optim import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau"]
@@ -92,7 +93,7 @@ class LRScheduler(Callback):
 
 
 def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
 
@@ -198,7 +199,7 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         if not factor < 1.0:
             raise ValueError("Factor should be < 1.0.")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+        if not is_int(patience) or patience < 0:
             raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
         self.mode, self.factor, self.patience = mode, float(factor), patience
         self.threshold, self.threshold_mode = float(threshold), threshold_mode

@@ -15,10 +15,10 @@ threadpoolctl only sees libraries that are loaded, so the registration also
 loads the C extension (when it is built). threadpoolctl stays optional: without
 it nothing is imported or registered.
 """
-import numbers
 import os
 
 from ._backend import get_backend
+from .checks import is_int
 
 __all__ = ["set_num_threads", "get_num_threads", "register_threadpoolctl"]
 
@@ -42,7 +42,7 @@ def set_num_threads(n=None):
     if n is None:
         get_backend("c").set_num_threads(0)
         return
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n == 0:
+    if not is_int(n) or n == 0:
         raise ValueError(f"n must be a non-zero integer or None, got {n!r}")
     count = int(n) if n > 0 else _cpu_count() + 1 + int(n)
     if count < 1:

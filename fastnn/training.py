@@ -8,13 +8,12 @@ loop then slices batches and calls ``model._train_step`` -- the one place a
 fused C step replaces the layer-by-layer path.
 """
 import math
-import numbers
 import time
 
 import numpy as np
 
 from .callbacks import Callback, History
-from .data import batches, check_consistent_length, check_int, check_X, check_y
+from .checks import check_consistent_length, check_int, check_X, check_y, is_real
 from .losses import get_loss
 from .optim import Optimizer, get_optimizer
 
@@ -107,8 +106,7 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
     epochs = check_int(epochs, "epochs", 0)
     batch_size = check_int(batch_size, "batch_size", 1)
     X, y = _check_xy(model, X, y, loss)
-    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-            or not 0.0 <= validation_split < 1.0:
+    if not is_real(validation_split) or not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     if validation_data is not None:
         if len(validation_data) != 2:

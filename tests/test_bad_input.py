@@ -253,6 +253,7 @@ def _ro(a):
     (lambda: fnn.Linear(3, True), ValueError, "out_features must be a positive integer"),
     (lambda: fnn.Sequential(fnn.Linear(2, 2), seed="x"), ValueError, "seed must be"),
     (lambda: fnn.Sequential(fnn.Linear(2, 2), seed=-1), ValueError, "seed must be"),
+    (lambda: fnn.Sequential(fnn.Linear(2, 2), seed=2**64), ValueError, r"\[0, 2\*\*64\)"),
     (lambda: fnn.Sequential(fnn.Linear(2, 2), "relu"), TypeError, "layer 1 must be a fastnn"),
     (lambda: fnn.Sequential(fnn.ReLU), TypeError, "layer 0 must be a fastnn"),
     (lambda: fnn.HuberLoss(delta=float("nan")), ValueError, "delta must be > 0"),

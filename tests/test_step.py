@@ -1,4 +1,4 @@
-"""The fused C step (csrc/step.c, Sequential._train_step): one C call per
+"""The fused C step (csrc/model.c fnn_model_train_step, Sequential._train_step): one C call per
 training step and per prediction batch, bitwise equal to the layer-by-layer
 path, close to the NumPy reference, and allocation-free once warm."""
 import tracemalloc

@@ -5,8 +5,7 @@ Each is one entry of the C op table (csrc/ops.c) and calls
 *scalars)`` layer by layer.
 """
 import math
-import numbers
-
+from ..checks import is_real
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU", "Softmax"]
@@ -47,8 +46,7 @@ class LeakyReLU(_Activation):
     op, names, he_before = "leaky_relu", ("leaky_relu",), True
 
     def __init__(self, negative_slope=0.01):
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real) \
-                or not math.isfinite(negative_slope):
+        if not is_real(negative_slope) or not math.isfinite(negative_slope):
             raise ValueError(f"LeakyReLU: negative_slope must be a finite real number, "
                              f"got {negative_slope!r}")
         self.negative_slope = float(negative_slope)

@@ -17,30 +17,30 @@ layers run one by one through their backend's kernels; both paths call the
 same kernels in the same order and give the same bits.
 """
 import json
-import numbers
 import threading
 
 import numpy as np
 
 from .. import fileformat, training
 from .._backend import get_backend
-from ..data import check_X
+from ..checks import check_X, is_int
 from . import registry
 from .module import Module
 
 __all__ = ["Sequential", "param_layout"]
 
 
-def param_layout(layers, input_shape=None):
+def param_layout(layers, input_shape=None, kind="param_shapes"):
     """The flat-buffer layout: [(layer_index, name, offset, shape), ...] and P.
 
     Parameters are packed in layer order, each layer's in ``param_shapes()``
     order, with no padding: the C model's layout (csrc/model.c) as well.
+    ``kind="buffer_shapes"`` gives the layout of the non-trainable buffers.
     """
     layout, offset, shape = [], 0, input_shape
     for i, layer in enumerate(layers):
         shape = layer.input_size() or shape
-        for name, pshape in layer.param_shapes(shape):
+        for name, pshape in getattr(layer, kind)(shape):
             layout.append((i, name, offset, tuple(pshape)))
             offset += int(np.prod(pshape))
         shape = layer.output_shape(shape) if shape is not None else None
@@ -102,8 +102,8 @@ class Sequential(training.Trainable, Module):
         self.layers = list(layers)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % 2**63)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        if not is_int(seed) or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {seed!r}")
         self.seed = int(seed)
         self._counter = 0      # training-mode forward passes (dropout keys)
         self._backend = get_backend(backend)
@@ -156,6 +156,7 @@ class Sequential(training.Trainable, Module):
 
     def _allocate(self):
         layout, P = param_layout(self.layers, self.input_shape)
+        blayout, B = param_layout(self.layers, self.input_shape, "buffer_shapes")
         nodes = self._nodes()
         self._cmodel = None
         if getattr(self._backend, "Model", None) is not None and nodes is not None \
@@ -169,18 +170,21 @@ class Sequential(training.Trainable, Module):
         else:
             self.flat_params = np.zeros(P, np.float32)
             self.flat_grads = np.zeros(P, np.float32)
-            self.flat_buffers = np.zeros(0, np.float32)
-        if self.flat_params.size != P:
-            raise RuntimeError(f"the C model has {self.flat_params.size} parameters, "
-                               f"the Python layout {P}")
-        offsets = {}
+            self.flat_buffers = np.zeros(B, np.float32)
+        if self.flat_params.size != P or self.flat_buffers.size != B:
+            raise RuntimeError(f"the C model has {self.flat_params.size} parameters and "
+                               f"{self.flat_buffers.size} buffer values, the Python layout "
+                               f"{P} and {B}")
+        offsets, boffsets = {}, {}
         for i, name, off, shape in layout:
             offsets.setdefault(i, off)
+        for i, name, off, shape in blayout:
+            boffsets.setdefault(i, off)
         self._params = []
         for i, layer in enumerate(self.layers):
             layer._owner, layer._index, layer._backend = self, i, self._backend
-            layer.__dict__.pop("_flat", None)
-            layer.__dict__.pop("_flat_grad", None)
+            for k in ("_flat", "_flat_grad", "_flat_buffers"):   # standalone buffers go
+                layer.__dict__.pop(k, None)
             if i in offsets:
                 layer._attach(self.flat_params, self.flat_grads, offsets[i], self._backend,
                               self, prefix=f"{i}.")
@@ -190,6 +194,11 @@ class Sequential(training.Trainable, Module):
                     layer.init_params(self.flat_params[offsets[i]:offsets[i] + size],
                                       self.seed, i, nxt)
                 self._params += layer.parameters()
+            if i in boffsets:
+                layer._attach_buffers(self.flat_buffers, boffsets[i], prefix=f"{i}.")
+                if self._cmodel is None:
+                    size = sum(int(np.prod(s)) for _, s in layer.buffer_shapes(self._shapes[i]))
+                    layer.init_buffers(self.flat_buffers[boffsets[i]:boffsets[i] + size])
 
     # ---------------------------------------------------------------- basics
     def parameters(self):
@@ -199,6 +208,11 @@ class Sequential(training.Trainable, Module):
     def named_parameters(self, prefix=""):
         """[("0.weight", Parameter), ...] in flat-buffer order."""
         return [(prefix + p.name, p) for p in self._params]
+
+    def named_buffers(self, prefix=""):
+        """[("3.running_mean", array), ...]: views of ``flat_buffers``, in order."""
+        return [(prefix + f"{i}." + n, a) for i, layer in enumerate(self.layers)
+                for n, a in layer.named_buffers()]
 
     @property
     def num_parameters(self):
@@ -321,20 +335,25 @@ class Sequential(training.Trainable, Module):
 
     # ------------------------------------------------------ state and files
     def state_dict(self):
-        """{"0.weight": array, ...}: copies of the parameters, in buffer order."""
-        return {p.name: p.data.copy() for p in self._params}
+        """{"0.weight": array, ...}: copies of the parameters and then of the
+        buffers (running statistics), in flat-buffer order."""
+        state = {p.name: p.data.copy() for p in self._params}
+        state.update((n, a.copy()) for n, a in self.named_buffers())
+        return state
 
     def load_state_dict(self, state):
-        """Copy parameters in place (views stay valid); names and shapes must match."""
-        names = [p.name for p in self._params]
+        """Copy parameters and buffers in place (views stay valid); names and
+        shapes must match."""
+        targets = [(p.name, p.data) for p in self._params] + self.named_buffers()
+        names = [n for n, _ in targets]
         if sorted(state) != sorted(names):
             raise ValueError(f"state_dict keys {sorted(state)} do not match the model's {names}")
-        for p in self._params:
-            value = np.asarray(state[p.name])
-            if value.shape != p.data.shape:
-                raise ValueError(f"{p.name}: expected shape {p.data.shape}, got {value.shape}")
-        for p in self._params:
-            p.data[...] = state[p.name]
+        for name, target in targets:
+            value = np.asarray(state[name])
+            if value.shape != target.shape:
+                raise ValueError(f"{name}: expected shape {target.shape}, got {value.shape}")
+        for name, target in targets:
+            target[...] = state[name]
 
     def _file_parts(self):
         """The model file (format 2, csrc/model_io.c) as a list of byte strings."""

@@ -1,6 +1,5 @@
 """Dropout (C op ``dropout``, csrc/dropout.c)."""
-import numbers
-
+from ..checks import is_real
 from .module import Module
 
 __all__ = ["Dropout"]
@@ -18,7 +17,7 @@ class Dropout(Module):
     op = "dropout"
 
     def __init__(self, p=0.5):
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
+        if not is_real(p) or not 0.0 <= p < 1.0:
             raise ValueError(f"Dropout probability must be in [0, 1), got {p!r}")
         self.p = float(p)
         self._calls = 0

@@ -1,6 +1,6 @@
 """Linear: the fully connected layer (C op ``linear``, csrc/dense.c)."""
-import numpy as np
 
+from ..checks import is_int
 from ..reference.init import linear_init
 from .module import Module
 
@@ -10,7 +10,7 @@ _INIT = {"auto": 0, "he": 1, "xavier": 2}
 
 
 def _positive_int(v, who, name):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+    if not is_int(v) or v < 1:
         raise ValueError(f"{who}: {name} must be a positive integer, got {v!r}")
     return int(v)
 

@@ -63,6 +63,15 @@ class Module:
         """[(name, shape), ...] of this layer's parameters (none by default)."""
         return []
 
+    def buffer_shapes(self, in_shape=None):
+        """[(name, shape), ...] of its non-trainable buffers (running statistics),
+        saved, loaded and pickled with the parameters; none by default."""
+        return []
+
+    def init_buffers(self, flat):
+        """Start values of this layer's buffers (default: zeros)."""
+        flat[...] = 0.0
+
     def init_params(self, flat, seed, index, next_layer):
         """Fill this layer's slice of a flat parameter buffer (default: zeros)."""
         flat[...] = 0.0
@@ -90,14 +99,19 @@ class Module:
         if self._owner is not None or self.__dict__.get("_flat") is not None:
             return
         shapes = self.param_shapes(self.input_size())
-        if not shapes:
+        bshapes = self.buffer_shapes(self.input_size())
+        if not shapes and not bshapes:
             return
         P = sum(int(np.prod(s)) for _, s in shapes)
+        B = sum(int(np.prod(s)) for _, s in bshapes)
         self._flat, self._flat_grad = np.zeros(P, np.float32), np.zeros(P, np.float32)
+        self._flat_buffers = np.zeros(B, np.float32)
         if self.seed is None:
             self.seed = int(np.random.SeedSequence().entropy % 2**63)
         self.init_params(self._flat, self.seed, 0, None)
+        self.init_buffers(self._flat_buffers)
         self._attach(self._flat, self._flat_grad, 0, self.backend, self)
+        self._attach_buffers(self._flat_buffers, 0)
 
     def _attach(self, flat, flat_grad, offset, backend, owner, prefix=""):
         """Make this layer's parameters views of flat/flat_grad from `offset`."""
@@ -110,24 +124,45 @@ class Module:
             offset += size
         return offset
 
+    def _attach_buffers(self, flat, offset, prefix=""):
+        """Make this layer's buffers views of flat from `offset` (plain arrays)."""
+        names = []
+        for name, shape in self.buffer_shapes(self.input_size()):
+            size = int(np.prod(shape))
+            setattr(self, name, flat[offset:offset + size].reshape(shape))
+            names.append(prefix + name)
+            offset += size
+        self._buffer_names = names
+        return offset
+
+    def named_buffers(self, prefix=""):
+        """[(name, array), ...] of the non-trainable buffers."""
+        return [(prefix + name, getattr(self, name)) for name, _ in
+                self.buffer_shapes(self.input_size()) if getattr(self, name, None) is not None]
+
     def zero_grad(self):
         for p in self.parameters():
             p.grad.fill(0.0)
 
     def state_dict(self):
-        """{"weight": array, ...}: copies of this layer's parameters."""
-        return {n: p.data.copy() for n, p in self.named_parameters()}
+        """{"weight": array, ...}: copies of this layer's parameters and buffers."""
+        self._standalone()
+        state = {n: p.data.copy() for n, p in self.named_parameters()}
+        state.update((n, a.copy()) for n, a in self.named_buffers())
+        return state
 
     def load_state_dict(self, state):
-        """Copy parameters in place (names and shapes must match)."""
-        params = dict(self.named_parameters())
-        if sorted(state) != sorted(params):
-            raise ValueError(f"state_dict keys {sorted(state)} do not match {sorted(params)}")
-        for n, p in params.items():
-            if np.shape(state[n]) != p.data.shape:
-                raise ValueError(f"{n}: expected shape {p.data.shape}, got {np.shape(state[n])}")
-        for n, p in params.items():
-            p.data[...] = state[n]
+        """Copy parameters and buffers in place (names and shapes must match)."""
+        self._standalone()
+        targets = dict((n, p.data) for n, p in self.named_parameters())
+        targets.update(self.named_buffers())
+        if sorted(state) != sorted(targets):
+            raise ValueError(f"state_dict keys {sorted(state)} do not match {sorted(targets)}")
+        for n, t in targets.items():
+            if np.shape(state[n]) != t.shape:
+                raise ValueError(f"{n}: expected shape {t.shape}, got {np.shape(state[n])}")
+        for n, t in targets.items():
+            t[...] = state[n]
 
     # ------------------------------------------------------------- running
     def train(self, mode=True):
@@ -157,8 +192,9 @@ class Module:
     def __getstate__(self):
         """What pickle keeps: configuration (and a standalone layer's buffers);
         work arrays, the backend module and parameter views are rebuilt."""
+        views = {n for n, _ in self.buffer_shapes(self.input_size())}   # re-attached
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in self._TRANSIENT and not isinstance(v, Parameter)}
+                 if k not in self._TRANSIENT and k not in views and not isinstance(v, Parameter)}
         backend = self.__dict__.get("_backend")
         state["_backend_name"] = None if backend is None else backend.NAME
         return state
@@ -171,6 +207,7 @@ class Module:
             self._backend = get_backend(name)
         if self.__dict__.get("_flat") is not None and self._owner is None:
             self._attach(self._flat, self._flat_grad, 0, self.backend, self)
+            self._attach_buffers(self._flat_buffers, 0)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
