@@ -352,6 +352,13 @@ typedef struct fnn_optim_desc {
     float *state[FNN_MAX_STATE];
 } fnn_optim_desc;
 
+/* The loss and optimizer tables: how many entries, and the name of entry i
+   (NULL out of range). */
+FNN_API int32_t fnn_loss_count(void);
+FNN_API const char *fnn_loss_name(int32_t i);
+FNN_API int32_t fnn_optim_count(void);
+FNN_API const char *fnn_optim_name(int32_t i);
+
 /* Number of state buffers optimizer `name` uses with these settings
    (e.g. sgd without momentum: 0), or -1 for an unknown name. */
 FNN_API int32_t fnn_optim_num_state(const fnn_optim_desc *d);

@@ -375,6 +375,12 @@ static const fnn_loss_def LOSSES[] = {
     {"cross_entropy", 1, 1, ce_eval},
 };
 
+#define N_LOSSES ((int32_t)(sizeof LOSSES / sizeof LOSSES[0]))
+
+int32_t fnn_loss_count(void) { return N_LOSSES; }
+
+const char *fnn_loss_name(int32_t i) { return i >= 0 && i < N_LOSSES ? LOSSES[i].name : NULL; }
+
 const fnn_loss_def *fnn__loss_lookup(const char *name) {
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof LOSSES / sizeof LOSSES[0]; i++)
@@ -439,6 +445,12 @@ static const fnn_optim_def OPTIMS[] = {
     {"rmsprop", rmsprop_nstate, rmsprop_up},
     {"adagrad", one_state, adagrad_up},
 };
+
+#define N_OPTIMS ((int32_t)(sizeof OPTIMS / sizeof OPTIMS[0]))
+
+int32_t fnn_optim_count(void) { return N_OPTIMS; }
+
+const char *fnn_optim_name(int32_t i) { return i >= 0 && i < N_OPTIMS ? OPTIMS[i].name : NULL; }
 
 const fnn_optim_def *fnn__optim_lookup(const char *name) {
     if (!name) return NULL;

@@ -139,6 +139,10 @@ cdef extern from "fastnn.h" nogil:
         float max_grad_norm
         int32_t nesterov
         float *state[2]
+    int32_t fnn_loss_count()
+    const char *fnn_loss_name(int32_t i)
+    int32_t fnn_optim_count()
+    const char *fnn_optim_name(int32_t i)
     int32_t fnn_optim_num_state(const fnn_optim_desc *d)
     fnn_status fnn_optim_step(const fnn_optim_desc *d, float *params, float *grads,
                               int64_t P, int64_t t)

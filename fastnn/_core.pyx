@@ -477,96 +477,78 @@ cdef inline float *_dpred(object dpred, cnp.ndarray pred, str pname, object othe
     return <float *>cnp.PyArray_DATA(a)
 
 
-ctypedef fnn_status (*reg_loss_t)(double *, float *, const float *, const float *,
-                                  int64_t, int64_t) noexcept nogil
+# The loss kernels of the backend API (``mse_loss(dpred, pred, target)``, ...),
+# made by a loop over the C loss table: each is one fnn_loss_eval call. The
+# table below names each one's arguments after dpred, in order (the NumPy
+# reference has the same signatures).
+LOSS_ARGS = {
+    "mse": ("pred", "target"),
+    "mae": ("pred", "target"),
+    "huber": ("pred", "target", "delta"),
+    "bce_with_logits": ("logits", "target", "pos_weight"),
+    "cross_entropy": ("logits", "labels", "weight", "ignore_index"),
+}
 
 
-cdef inline double _regression(reg_loss_t f, dpred, pred, target, str where) except? -1:
-    cdef cnp.ndarray ap = _pred2d(pred, "pred")
-    cdef cnp.ndarray at = _arr(target, "target", False)
-    _same_shape(at, "target", ap, "pred")
-    cdef float *pd = _dpred(dpred, ap, "pred", ((pred, "pred"), (target, "target")))
+cdef double _loss(str name, dpred, dict kw) except? -1:
+    cdef str pname = "logits" if "logits" in kw else "pred"
+    cdef str tname = "labels" if "labels" in kw else "target"
+    cdef str wname = "pos_weight" if "pos_weight" in kw else "weight"
+    pred, target, weight = kw[pname], kw[tname], kw.get(wname)
+    cdef cnp.ndarray ap = _pred2d(pred, pname), at
     cdef int64_t N = ap.shape[0], D = ap.shape[1]
-    cdef float *pp = <float *>cnp.PyArray_DATA(ap)
-    cdef float *pt = <float *>cnp.PyArray_DATA(at)
-    cdef double loss = 0.0
-    cdef fnn_status s
-    with nogil:
-        s = f(&loss, pd, pp, pt, N, D)
-    _raise(s, where)
-    return loss
-
-
-def mse_loss(dpred, pred, target):
-    """Mean squared error; writes d(loss)/d(pred) into dpred (None: skip)."""
-    return _regression(fnn_mse_loss, dpred, pred, target, "mse_loss")
-
-
-def mae_loss(dpred, pred, target):
-    """Mean absolute error; writes its subgradient into dpred (None: skip)."""
-    return _regression(fnn_mae_loss, dpred, pred, target, "mae_loss")
-
-
-def huber_loss(dpred, pred, target, float delta):
-    """Mean Huber loss with threshold delta > 0."""
-    if not delta > 0:
-        raise ValueError(f"huber delta must be > 0, got {delta}")
-    cdef cnp.ndarray ap = _pred2d(pred, "pred")
-    cdef cnp.ndarray at = _arr(target, "target", False)
-    _same_shape(at, "target", ap, "pred")
-    cdef float *pd = _dpred(dpred, ap, "pred", ((pred, "pred"), (target, "target")))
-    cdef int64_t N = ap.shape[0], D = ap.shape[1]
-    cdef float *pp = <float *>cnp.PyArray_DATA(ap)
-    cdef float *pt = <float *>cnp.PyArray_DATA(at)
-    cdef double loss = 0.0
-    cdef fnn_status s
-    with nogil:
-        s = fnn_huber_loss(&loss, pd, pp, pt, N, D, delta)
-    _raise(s, "huber_loss")
-    return loss
-
-
-def bce_with_logits_loss(dpred, logits, target, pos_weight):
-    """Mean binary cross-entropy on logits; pos_weight (D,) or None."""
-    cdef cnp.ndarray ap = _pred2d(logits, "logits")
-    cdef cnp.ndarray at = _arr(target, "target", False)
-    _same_shape(at, "target", ap, "logits")
-    cdef int64_t N = ap.shape[0], D = ap.shape[1]
-    cdef float *pw = _fp_opt(pos_weight, "pos_weight", False, D)
-    cdef float *pd = _dpred(dpred, ap, "logits",
-                            ((logits, "logits"), (target, "target"), (pos_weight, "pos_weight")))
-    cdef float *pp = <float *>cnp.PyArray_DATA(ap)
-    cdef float *pt = <float *>cnp.PyArray_DATA(at)
-    cdef double loss = 0.0
-    cdef fnn_status s
-    with nogil:
-        s = fnn_bce_with_logits_loss(&loss, pd, pp, pt, pw, N, D)
-    _raise(s, "bce_with_logits_loss")
-    return loss
-
-
-def cross_entropy_loss(dpred, logits, labels, weight, long long ignore_index):
-    """Weighted-mean softmax cross-entropy of logits (N, C) with int64 labels (N,)."""
-    cdef cnp.ndarray ap = _pred2d(logits, "logits")
-    cdef cnp.ndarray al = _arr(labels, "labels", False, cnp.NPY_INT64)
-    cdef int64_t N = ap.shape[0], C = ap.shape[1]
-    if cnp.PyArray_NDIM(al) != 1 or al.shape[0] != N:
-        raise ValueError(f"labels must have shape ({N},), got {_shp(al)}")
-    cdef float *pw = _fp_opt(weight, "weight", False, C)
-    cdef float *pd = _dpred(dpred, ap, "logits",
-                            ((logits, "logits"), (labels, "labels"), (weight, "weight")))
-    cdef float *pp = <float *>cnp.PyArray_DATA(ap)
-    cdef int64_t *pl = <int64_t *>cnp.PyArray_DATA(al)
+    cdef fnn_loss_desc d
+    cdef bytes bname = name.encode()
+    d.name = bname
+    d.delta = kw.get("delta", 0.0)
+    d.ignore_index = kw.get("ignore_index", -100)
+    if "delta" in kw and not d.delta > 0:
+        raise ValueError(f"huber delta must be > 0, got {d.delta}")
+    cdef const float *pt = NULL
+    cdef const int64_t *pl = NULL
+    if tname == "labels":
+        at = _arr(target, "labels", False, cnp.NPY_INT64)
+        if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != N:
+            raise ValueError(f"labels must have shape ({N},), got {_shp(at)}")
+        pl = <int64_t *>cnp.PyArray_DATA(at)
+    else:
+        at = _arr(target, "target", False)
+        _same_shape(at, "target", ap, pname)
+        pt = <float *>cnp.PyArray_DATA(at)
+    d.weight = _fp_opt(weight, wname, False, D)
+    d.weight_len = D if weight is not None else 0
+    cdef float *pd = _dpred(dpred, ap, pname, ((pred, pname), (target, tname), (weight, wname)))
+    cdef const float *pp = <float *>cnp.PyArray_DATA(ap)
     cdef double loss = 0.0
     cdef int64_t bad = -1
     cdef fnn_status s
     with nogil:
-        s = fnn_cross_entropy_loss(&loss, pd, pp, pl, pw, N, C, ignore_index, &bad)
+        s = fnn_loss_eval(&d, &loss, pd, pp, pt, pl, N, D, &bad)
     if s == FNN_ERR_LABEL:
-        raise IndexError(f"target {labels[bad]} is out of bounds for {C} classes "
-                         f"(row {bad})")
-    _raise(s, "cross_entropy_loss")
+        raise IndexError(f"target {target[bad]} is out of bounds for {D} classes (row {bad})")
+    _raise(s, f"{name}_loss")
     return loss
+
+
+def _make_loss(str name):
+    names = LOSS_ARGS[name]
+
+    def loss(dpred, *args):
+        if len(args) != len(names):
+            raise TypeError(f"{name}_loss() takes {len(names) + 1} arguments "
+                            f"(dpred, {', '.join(names)}), got {len(args) + 1}")
+        return _loss(name, dpred, dict(zip(names, args)))
+    loss.__name__ = f"{name}_loss"
+    loss.__signature__ = _signature(("dpred",) + names)
+    loss.__doc__ = (f"Mean {name} loss of ({', '.join(names)}); writes d(loss)/d(pred) "
+                    f"into dpred (None: skip). One entry of the C loss table.")
+    return loss
+
+
+LOSS_NAMES = tuple(fnn_loss_name(i).decode() for i in range(fnn_loss_count()))
+for _name in LOSS_NAMES:
+    globals()[f"{_name}_loss"] = _make_loss(_name)
+del _name
 
 
 # ------------------------------------------------------------ optimizers
@@ -596,75 +578,78 @@ cdef inline void _step_ok(long long step, float lr) except *:
         raise ValueError(f"Invalid learning rate: {lr}")
 
 
-def sgd_update(params, buf, grads, long long step, float lr, float momentum,
-               float dampening, float weight_decay, bint nesterov):
-    """One SGD step in place (PyTorch semantics); buf may be None if momentum == 0."""
-    _step_ok(step, lr)
-    cdef int64_t P = _flat(params, grads, ((buf, "buf"),))
-    if momentum != 0 and buf is None:
-        raise ValueError("sgd_update: momentum != 0 needs a momentum buffer")
+# The optimizer kernels of the backend API (``sgd_update(params, buf, grads,
+# step, lr, ...)``), made by a loop over the C optimizer table: each is one
+# fnn_optim_step call. The table below names each one's state arrays and
+# hyperparameters, in order; AdamW is ``adam_update(..., decoupled=True)``,
+# the table's "adamw" entry.
+OPTIM_ARGS = {
+    "sgd": (("buf",), ("lr", "momentum", "dampening", "weight_decay", "nesterov")),
+    "adam": (("m", "v"), ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled")),
+    "rmsprop": (("sq", "buf"), ("lr", "alpha", "eps", "weight_decay", "momentum")),
+    "adagrad": (("sum",), ("lr", "lr_decay", "eps", "weight_decay")),
+}
+
+
+cdef _update(str name, tuple snames, tuple hnames, tuple args):
+    cdef int ns = len(snames), k, j
+    if len(args) != ns + 3 + len(hnames):
+        raise TypeError(f"{name}_update() takes params, {', '.join(snames)}, grads, step, "
+                        f"{', '.join(hnames)}")
+    params, states, grads = args[0], args[1:1 + ns], args[1 + ns]
+    cdef long long step = args[2 + ns]
+    hp = dict(zip(hnames, args[3 + ns:]))
+    cdef fnn_optim_desc d
+    memset(&d, 0, sizeof(fnn_optim_desc))
+    d.lr = hp["lr"]
+    _step_ok(step, d.lr)
+    cdef int64_t P = _flat(params, grads, tuple(zip(states, snames)))
+    for k in range(ns):
+        for j in range(k + 1, ns):
+            _no_overlap(states[k], snames[k], states[j], snames[j])
+    cdef bytes bname = ("adamw" if hp.get("decoupled") else name).encode()
+    d.name = bname
+    d.weight_decay = hp.get("weight_decay", 0.0)
+    d.eps = hp.get("eps", 0.0)
+    d.momentum = hp.get("momentum", 0.0)
+    d.dampening = hp.get("dampening", 0.0)
+    d.beta1 = hp.get("beta1", 0.0)
+    d.beta2 = hp.get("beta2", 0.0)
+    d.alpha = hp.get("alpha", 0.0)
+    d.lr_decay = hp.get("lr_decay", 0.0)
+    d.nesterov = bool(hp.get("nesterov", False))
+    for k in range(fnn_optim_num_state(&d)):
+        if states[k] is None:
+            raise ValueError(f"{name}_update needs the state buffer {snames[k]} with these "
+                             f"settings (momentum {d.momentum:g})" if "momentum" in hnames
+                             else f"{name}_update needs the state buffer {snames[k]}")
+    for k in range(ns):
+        d.state[k] = _fp_opt(states[k], snames[k], True, P)
     cdef float *pp = _fp(params, "params", True)
-    cdef float *pb = _fp_opt(buf, "buf", True, P)
     cdef float *pg = _fp(grads, "grads", False)
     cdef fnn_status s
     with nogil:
-        s = fnn_sgd_update(pp, pb, pg, P, step, lr, momentum, dampening, weight_decay, nesterov)
-    _raise(s, "sgd_update")
+        s = fnn_optim_step(&d, pp, pg, P, step)
+    _raise(s, f"{name}_update")
 
 
-def adam_update(params, m, v, grads, long long step, float lr, float beta1, float beta2,
-                float eps, float weight_decay, bint decoupled):
-    """One Adam (decoupled=False) or AdamW (decoupled=True) step in place."""
-    _step_ok(step, lr)
-    cdef int64_t P = _flat(params, grads, ((m, "m"), (v, "v")))
-    if m is None or v is None:
-        raise ValueError("adam_update needs both moment buffers m and v")
-    _no_overlap(m, "m", v, "v")
-    cdef float *pp = _fp(params, "params", True)
-    cdef float *pm = _fp(m, "m", True)
-    cdef float *pv = _fp(v, "v", True)
-    cdef float *pg = _fp(grads, "grads", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_adam_update(pp, pm, pv, pg, P, step, lr, beta1, beta2, eps,
-                            weight_decay, decoupled)
-    _raise(s, "adam_update")
+def _make_update(str name):
+    snames, hnames = OPTIM_ARGS[name]
+
+    def update(*args):
+        _update(name, snames, hnames, args)
+    update.__name__ = f"{name}_update"
+    update.__signature__ = _signature(("params",) + snames + ("grads", "step") + hnames)
+    update.__doc__ = (f"One {name} update of params in place (PyTorch semantics); one entry "
+                      f"of the C optimizer table.")
+    return update
 
 
-def rmsprop_update(params, sq, buf, grads, long long step, float lr, float alpha,
-                   float eps, float weight_decay, float momentum):
-    """One RMSprop step in place; buf may be None if momentum == 0."""
-    _step_ok(step, lr)
-    cdef int64_t P = _flat(params, grads, ((sq, "sq"), (buf, "buf")))
-    if sq is None:
-        raise ValueError("rmsprop_update needs the square-average buffer sq")
-    if momentum != 0 and buf is None:
-        raise ValueError("rmsprop_update: momentum != 0 needs a momentum buffer")
-    _no_overlap(sq, "sq", buf, "buf")
-    cdef float *pp = _fp(params, "params", True)
-    cdef float *psq = _fp(sq, "sq", True)
-    cdef float *pb = _fp_opt(buf, "buf", True, P)
-    cdef float *pg = _fp(grads, "grads", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_rmsprop_update(pp, psq, pb, pg, P, step, lr, alpha, eps, weight_decay, momentum)
-    _raise(s, "rmsprop_update")
-
-
-def adagrad_update(params, sum, grads, long long step, float lr, float lr_decay,
-                   float eps, float weight_decay):
-    """One AdaGrad step in place."""
-    _step_ok(step, lr)
-    cdef int64_t P = _flat(params, grads, ((sum, "sum"),))
-    if sum is None:
-        raise ValueError("adagrad_update needs the accumulator buffer sum")
-    cdef float *pp = _fp(params, "params", True)
-    cdef float *ps = _fp(sum, "sum", True)
-    cdef float *pg = _fp(grads, "grads", False)
-    cdef fnn_status s
-    with nogil:
-        s = fnn_adagrad_update(pp, ps, pg, P, step, lr, lr_decay, eps, weight_decay)
-    _raise(s, "adagrad_update")
+OPTIM_NAMES = tuple(fnn_optim_name(i).decode() for i in range(fnn_optim_count()))
+for _name in OPTIM_NAMES:
+    if _name in OPTIM_ARGS:     # "adamw" is adam_update(decoupled=True)
+        globals()[f"{_name}_update"] = _make_update(_name)
+del _name
 
 
 def clip_grad_norm(grads, float max_norm):
