@@ -125,7 +125,7 @@ class BuildExt(build_ext):
         if ctype == "msvc":
             base = ["/O2"]
         else:
-            # -O3 without -ffast-math: NaN/Inf behaviour must stay IEEE (STYLE.md 7).
+            # -O3 without -ffast-math: NaN/Inf behaviour must stay IEEE.
             # No FMA contraction (-ffp-contract=off), so every SIMD variant rounds
             # like the scalar code and the results do not depend on the CPU.
             # -fno-math-errno and -fno-trapping-math change no value: they drop

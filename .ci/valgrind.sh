@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# valgrind memcheck over a short training script (reliability.md S3).
+# valgrind memcheck over a short training script.
 #
 # CPython and NumPy report errors of their own under memcheck (`import numpy`
 # alone gives ~30), so a suppression file is first generated from an

@@ -6,14 +6,14 @@
 
 Prints a markdown table: time per unit of work for each implementation and
 the ratios against fastnn's C backend, plus line counts of csrc/ and fastnn/
-(a complexity budget, STYLE.md 15).
+(to weigh each speed-up against the lines it costs).
 
 How it measures: every (implementation, work, thread count) runs in its own
 subprocess with its thread pool pinned -- fastnn via ``set_num_threads``,
 NumPy's OpenBLAS via ``OPENBLAS_NUM_THREADS``, PyTorch via
 ``torch.set_num_threads`` -- because alternating an OpenBLAS pool and an
 OpenMP pool inside one process on 2 cores was measured to stall calls by
-milliseconds (shared/notes/gemm.md). Each worker warms up, then takes the
+milliseconds. Each worker warms up, then takes the
 median of several timed blocks of steps. The machines are noisy: read the
 ratios, not the absolute times.
 """

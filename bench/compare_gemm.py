@@ -8,7 +8,7 @@ Each library runs in its OWN subprocess with a pinned thread count
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset so OpenBLAS picks its own kernel;
 torch: torch.set_num_threads + OMP/MKL_NUM_THREADS). Alternating OpenBLAS's
 pthread pool and an OpenMP pool in one process stalls calls by milliseconds
-on 2 cores (notes/gemm.md), so they never share a process. Every library
+on 2 cores, so they never share a process. Every library
 writes into a preallocated C (numpy/torch through ``out=``); times are the
 best of several batches of calls; ``--rounds`` repeats the whole sweep and
 keeps each entry's best (the machine is shared and noisy).

@@ -5,7 +5,7 @@
  * compile the csrc C files and link against this header without Python (see
  * tests/c/test_core.c).
  *
- * Conventions (see shared/STYLE.md):
+ * Conventions:
  *   - All tensors are row-major float32. Sizes are int64_t.
  *   - Argument order: outputs first, then inputs, then sizes, then scalars.
  *   - Input gradients (dx) are OVERWRITTEN. Parameter gradients (dw, db)
@@ -395,6 +395,10 @@ typedef struct fnn_model_desc {
    every node). *out is NULL on error; fnn_last_error() says why. */
 FNN_API fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *desc,
                                     uint64_t seed);
+/* Validate a description as fnn_model_create does and give the parameter
+   and buffer counts it needs, without allocating them. */
+FNN_API fnn_status fnn_model_desc_sizes(const fnn_model_desc *desc, int64_t *num_params,
+                                        int64_t *num_buffers);
 /* Free a model (NULL is fine). */
 FNN_API void fnn_model_free(fnn_model *m);
 /* Re-initialise parameters and buffers from seed; zero gradients, the

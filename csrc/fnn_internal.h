@@ -28,7 +28,7 @@
 #endif
 
 /* Work below this many floating-point operations runs on one thread: an
-   OpenMP fork/join costs ~1-100 us on these machines (notes/gemm.md), and at
+   OpenMP fork/join costs ~1-100 us on these machines (bench/compare.py), and at
    2e5 a digits epoch (17k-parameter Adam updates on 2 threads) ran 1.8x
    slower on 2 threads than on 1 (bench/compare.py). */
 #define FNN_PAR_MIN_FLOPS 1.0e6

@@ -24,7 +24,7 @@
  *           with vectors along M (see narrow_tn), one thread. Other
  *           N <= 16 shapes run the kernels' one-vector (narrow-N) tiles.
  *
- * Threads: one below 2 MFLOP (fork/join costs ~1-100 us, notes/gemm.md);
+ * Threads: one below 2 MFLOP (fork/join costs ~1-100 us on these machines);
  * otherwise C is split into row or column slabs (N in NR multiples when
  * there are >= 2 slabs per thread, else M in MR multiples; M first when A
  * is transposed), each thread packing its own panels. K is never split and every element is summed

@@ -137,8 +137,9 @@ static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
     return FNN_OK;
 }
 
-fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *d, uint64_t seed) {
-    if (!out) return fnn__error(FNN_ERR_ARG, "out is NULL");
+/* A model with its layout built from d (nodes, shapes, offsets) but no
+   parameter memory yet; *out NULL on error. */
+static fnn_status new_layout(fnn_model **out, const fnn_model_desc *d) {
     *out = NULL;
     if (!d || !d->nodes) return fnn__error(FNN_ERR_ARG, "model description or nodes is NULL");
     if (d->num_nodes < 1 || d->num_nodes > MAX_NODES)
@@ -156,28 +157,52 @@ fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *d, uint64_t s
     m->info = calloc(L, sizeof *m->info);
     m->act = calloc(L + 1, sizeof *m->act);
     m->scr = calloc(L, sizeof *m->scr);
-    fnn_status st = FNN_ERR_NOMEM;
+    fnn_status st;
     if (m->nodes && m->defs && m->shapes && m->numel && m->info && m->act && m->scr) {
         memcpy(m->nodes, d->nodes, L * sizeof *m->nodes);
         st = build_layout(m, d);
     } else {
-        fnn__error(st, "out of memory");
+        st = fnn__error(FNN_ERR_NOMEM, "out of memory");
     }
-    if (st == FNN_OK) {
-        m->params = alloc_floats(m->P);
-        m->grads = alloc_floats(m->P);
-        m->buffers = alloc_floats(m->B);
-        if (!m->params || !m->grads || !m->buffers)
-            st = fnn__error(FNN_ERR_NOMEM, "out of memory for %lld parameters",
-                            (long long)m->P);
-    }
-    if (st == FNN_OK) st = fnn_model_init(m, seed);
     if (st != FNN_OK) {
         fnn_model_free(m);
         return st;
     }
     *out = m;
     return FNN_OK;
+}
+
+fnn_status fnn_model_desc_sizes(const fnn_model_desc *d, int64_t *num_params,
+                                int64_t *num_buffers) {
+    fnn_model *m;
+    fnn_status st = new_layout(&m, d);
+    if (st != FNN_OK) return st;
+    if (num_params) *num_params = m->P;
+    if (num_buffers) *num_buffers = m->B;
+    fnn_model_free(m);
+    return FNN_OK;
+}
+
+fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *d, uint64_t seed) {
+    if (!out) return fnn__error(FNN_ERR_ARG, "out is NULL");
+    fnn_model *m;
+    fnn_status st = new_layout(&m, d);
+    if (st != FNN_OK) {
+        *out = NULL;
+        return st;
+    }
+    m->params = alloc_floats(m->P);
+    m->grads = alloc_floats(m->P);
+    m->buffers = alloc_floats(m->B);
+    if (!m->params || !m->grads || !m->buffers)
+        st = fnn__error(FNN_ERR_NOMEM, "out of memory for %lld parameters", (long long)m->P);
+    if (st == FNN_OK) st = fnn_model_init(m, seed);
+    if (st != FNN_OK) {
+        fnn_model_free(m);
+        m = NULL;
+    }
+    *out = m;
+    return st;
 }
 
 fnn_status fnn_model_init(fnn_model *m, uint64_t seed) {

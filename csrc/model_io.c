@@ -311,61 +311,43 @@ static fnn_status parse_prefix(v2_header *h, const unsigned char *d, int64_t ava
 
 /* ---------------------------------------------------------- loading */
 
-/* The sizes the ops derive from the nodes must be the file's P and B:
-   checked with fnn_op_describe before fnn_model_create allocates them.
-   Slots are numbered 0..L (0 the input); each is written once, before it
-   is read. */
+/* Slots are numbered 0..L (0 the input); each is written once, before it is
+   read (the format's rule); then the sizes the ops derive from the nodes
+   (fnn_model_desc_sizes, which allocates no parameters) must be the file's
+   P and B, before fnn_model_create allocates them. */
 static fnn_status check_layout(const fnn_model_desc *desc, int64_t P, int64_t B,
                                const char *src) {
     const int32_t L = desc->num_nodes;
-    fnn_shape *shape = malloc(((size_t)L + 1) * sizeof *shape);
     unsigned char *set = calloc((size_t)L + 1, 1);
-    fnn_status st = FNN_OK;
-    int64_t np = 0, nb = 0;
-    char msg[512];
-    if (!shape || !set) {
-        st = fnn__error(FNN_ERR_NOMEM, "%s: out of memory for %d nodes", src, (int)L);
-        goto done;
-    }
-    shape[0] = desc->input;
+    if (!set) return fnn__error(FNN_ERR_NOMEM, "%s: out of memory for %d nodes", src, (int)L);
     set[0] = 1;
     for (int32_t i = 0; i < L; i++) {
         const fnn_node *n = &desc->nodes[i];
         int32_t a = n->in[0], b = n->in[1], o = n->out;
         if (a < 0 || a > L || !set[a] || b < -1 || b > L || (b >= 0 && !set[b]) ||
             o < 1 || o > L || set[o]) {
-            st = fnn__error(FNN_ERR_FORMAT, "%s: node %d (%s) reads slots (%d, %d) and writes "
-                            "slot %d: a slot is out of range 0..%d, read before it is "
-                            "written or written twice", src, (int)i, n->op, (int)a, (int)b,
-                            (int)o, (int)L);
-            goto done;
+            free(set);
+            return fnn__error(FNN_ERR_FORMAT, "%s: node %d (%s) reads slots (%d, %d) and writes "
+                              "slot %d: a slot is out of range 0..%d, read before it is "
+                              "written or written twice", src, (int)i, n->op, (int)a, (int)b,
+                              (int)o, (int)L);
         }
-        fnn_node_info info;
-        fnn_status s = fnn_op_describe(&info, n, &shape[a]);
-        if (s != FNN_OK) {
-            snprintf(msg, sizeof msg, "%s", fnn_last_error());
-            st = fnn__error(FNN_ERR_FORMAT, "%s: invalid architecture: node %d: %s", src,
-                            (int)i, msg);
-            goto done;
-        }
-        if (info.num_params > INT64_MAX - np || info.num_buffers > INT64_MAX - nb) {
-            st = fnn__error(FNN_ERR_FORMAT, "%s: node %d (%s): the parameter count overflows",
-                            src, (int)i, n->op);
-            goto done;
-        }
-        np += info.num_params;
-        nb += info.num_buffers;
-        shape[o] = info.out_shape;
         set[o] = 1;
     }
-    if (np != P || nb != B)
-        st = fnn__error(FNN_ERR_FORMAT, "%s: layout does not match: the nodes have %lld "
-                        "parameters and %lld buffers, the file holds %lld and %lld", src,
-                        (long long)np, (long long)nb, (long long)P, (long long)B);
-done:
-    free(shape);
     free(set);
-    return st;
+    int64_t np = 0, nb = 0;
+    fnn_status s = fnn_model_desc_sizes(desc, &np, &nb);
+    if (s == FNN_ERR_NOMEM) return s;
+    if (s != FNN_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", fnn_last_error());
+        return fnn__error(FNN_ERR_FORMAT, "%s: invalid architecture: %s", src, msg);
+    }
+    if (np != P || nb != B)
+        return fnn__error(FNN_ERR_FORMAT, "%s: layout does not match: the nodes have %lld "
+                          "parameters and %lld buffers, the file holds %lld and %lld", src,
+                          (long long)np, (long long)nb, (long long)P, (long long)B);
+    return FNN_OK;
 }
 
 /* Everything after the size check: the checksum, the nodes, the model. */

@@ -6,7 +6,8 @@
  * which honours OMP_NUM_THREADS. A pthread_atfork child handler marks a
  * forked child, which then runs every kernel on one thread: libgomp's pool
  * hangs in a child forked after the parent ran a parallel region
- * (GCC PR 60035, OpenBLAS #294; measured in shared/notes/reliability.md T5).
+ * (GCC PR 60035, OpenBLAS #294; tests/test_threads.py forks after a parallel
+ * region).
  */
 #include "fnn_internal.h"
 

@@ -169,6 +169,8 @@ cdef extern from "fastnn.h" nogil:
         int64_t bad_index
         int64_t output_offset
     fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *desc, uint64_t seed)
+    fnn_status fnn_model_desc_sizes(const fnn_model_desc *desc, int64_t *num_params,
+                                    int64_t *num_buffers)
     void fnn_model_free(fnn_model *m)
     fnn_status fnn_model_init(fnn_model *m, uint64_t seed)
     int32_t fnn_model_num_nodes(const fnn_model *m)

@@ -311,35 +311,6 @@ class _BaseMLP(BaseEstimator):
         return [layer.bias.data.copy() for layer in self.model_.layers
                 if isinstance(layer, L.Linear)]
 
-    # ------------------------------------------------------------- pickling
-    def __getstate__(self):
-        """The fastnn model and optimizer hold module references: pickle their
-        layer configs, seed, parameters and optimizer state instead."""
-        state = dict(super().__getstate__())   # may be self.__dict__ itself
-        model = state.pop("model_", None)
-        if model is not None:
-            state["_model_state"] = {
-                "layers": [(type(layer).__name__, layer.config()) for layer in model.layers],
-                "seed": model.seed, "params": model.flat_params.copy(),
-                "backend": model._backend.NAME}
-            opt = state.pop("_optimizer", None)
-            state["_optimizer_state"] = None if opt is None else opt.state_dict()
-        return state
-
-    def __setstate__(self, state):
-        model_state = state.pop("_model_state", None)
-        opt_state = state.pop("_optimizer_state", None)
-        super().__setstate__(state)
-        if model_state is not None:
-            layers = [getattr(L, name)(**config) for name, config in model_state["layers"]]
-            model = L.Sequential(*layers, seed=model_state["seed"],
-                                 backend=model_state["backend"])
-            model.flat_params[...] = model_state["params"]
-            self.model_ = model
-            if opt_state is not None:
-                self._optimizer = self._make_optimizer(model)
-                self._optimizer.load_state_dict(opt_state)
-
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier trained by fastnn (softmax cross-entropy).

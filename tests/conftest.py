@@ -1,7 +1,7 @@
 """Shared fixtures: the backend under test, seeds and thread counts.
 
 Tests that take ``backend`` run once on the C core and once on the NumPy
-reference, with identical code (STYLE.md 12).
+reference, with identical code.
 """
 import os
 

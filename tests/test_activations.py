@@ -1,6 +1,6 @@
 """Activation kernels: C (float32) against the NumPy reference (float64 oracle).
 
-Tolerance (shared/notes/reliability.md section 0): rtol 1e-6 and atol 1e-6 on
+Tolerance: rtol 1e-6 and atol 1e-6 on
 outputs of scale ~1. Backward of sigmoid/tanh is computed from y (the
 contract), so where y rounds to 1 in float32 the C gradient is 0 against a
 tiny float64 value: that is inside atol.

@@ -1,6 +1,6 @@
 """Dense layer: C (float32, built on fnn_sgemm) against the float64 reference.
 
-Bound per element (shared/notes/reliability.md section 0, GEMM bound): a
+Bound per element (the standard forward error bound of a float32 GEMM): a
 K-term float32 dot product plus an added term c0 satisfies
 |C - ref| <= (3K + 1) eps32 (|a| |b| + |c0|), eps32 = 2^-23.
 """

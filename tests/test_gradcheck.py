@@ -1,4 +1,4 @@
-"""Gradient checks (shared/notes/reliability.md K2).
+"""Gradient checks against central finite differences in float64.
 
 1. The reference backward in float64 against central finite differences
    (eps 1e-6): max relative error < 1e-6, with inputs kept >= 1e-3 away from

@@ -210,7 +210,7 @@ def test_temp_files_are_named_recognisably(model, tmp_path, monkeypatch):
 
 
 def test_truncation_everywhere_and_many_flips(model, tmp_path):
-    """§6c: 200 truncation offsets and 1,000 random bit flips: every load raises FormatError."""
+    """200 truncation offsets and 1,000 random bit flips: every load raises FormatError."""
     path = tmp_path / "m.fnn"
     model.save(path)
     data = path.read_bytes()

@@ -1,8 +1,7 @@
 """Property-based tests (hypothesis, hypothesis.extra.numpy) of the kernels.
 
 Random shapes (1 and odd sizes included), row strides / padded views, and
-values; the oracle is the NumPy reference in float64 (shared/notes/reliability.md
-§0, §2: K1-K4, K6, K8):
+values; the oracle is the NumPy reference in float64:
 
 * C == reference for GEMM, dense, every activation, every loss, every optimizer;
 * losses >= 0 where they must be; softmax rows sum to 1; CE shift-invariant;
@@ -146,7 +145,7 @@ def test_activation_c_matches_reference(data, name, n, d):
     wide = st.floats(-30, 30, width=32, allow_subnormal=True)
     x = data.draw(arr((n, d), wide), label="x")
     dy = data.draw(arr((n, d)), label="dy")
-    y = np.full_like(x, np.nan)                # K5: NaN-filled outputs must not matter
+    y = np.full_like(x, np.nan)                # NaN-filled outputs must not matter
     _act(C, name, "forward", y, x)
     x64 = x.astype(np.float64)
     y64 = np.empty_like(x64)
@@ -213,7 +212,7 @@ def test_cross_entropy_c_matches_reference(data, n, c, weighted, shift):
     np.testing.assert_allclose(dpred, d64, rtol=1e-4, atol=1e-6)
     if w is None and (labels != -100).any():
         np.testing.assert_allclose(dpred.astype(float).sum(1), 0, atol=1e-6)
-    # K3: shifting every logit of a row by a constant leaves the loss unchanged
+    # shifting every logit of a row by a constant leaves the loss unchanged
     shifted = (logits.astype(np.float64) + shift).astype(np.float32)
     assume(np.all(shifted.astype(np.float64) - shift == logits))  # exact shift only
     ls = C.cross_entropy_loss(None, shifted, labels, w, -100)
@@ -252,7 +251,7 @@ def test_optimizers_c_match_reference(data, name, P, steps, lr, momentum, wd, ne
         OPTS[name](C, p32, s32, g, t, h)
         OPTS[name](R, p64, s64, g.astype(np.float64), t, h)
     if lr == 0:
-        np.testing.assert_array_equal(p32, before)              # K4: bitwise unchanged
+        np.testing.assert_array_equal(p32, before)              # bitwise unchanged
     # float32 vs float64 drift grows with the distance travelled: RMSprop/Adam move each
     # parameter by up to ~lr/sqrt(1 - alpha) = 10 lr per step, whatever the gradient scale,
     # so a parameter that ends near 0 carries the rounding of O(lr * steps) sums

@@ -1,4 +1,4 @@
-"""Divergence, killed saves, determinism (reliability.md T1, T6, §6a).
+"""Divergence, killed saves, determinism.
 
 * divergence: lr=1e6 -> FloatingPointError naming epoch and step at the first
   non-finite loss; with TerminateOnNaN (Keras) or a callback declaring
@@ -125,7 +125,7 @@ def _temps(directory):
 
 
 def test_sigkill_during_save_keeps_previous_file(tmp_path):
-    """§6a: KILLS (default 5, FASTNN_TEST_KILLS) SIGKILLs at random moments of a
+    """KILLS (default 5, FASTNN_TEST_KILLS) SIGKILLs at random moments of a
     49 MB save loop. After each: the file loads and holds the last complete save
     (or the one whose rename had just happened when the kill came)."""
     path = tmp_path / "big.fnn"

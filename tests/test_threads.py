@@ -1,4 +1,4 @@
-"""Threads: Python threads, OpenMP thread counts, the GIL, fork (reliability.md T2-T5, G7-G8).
+"""Threads: Python threads, OpenMP thread counts, the GIL, fork.
 
 What the thread count changes (measured here, asserted below): nothing. GEMM
 never splits K (each C element is summed by one thread in one order), the

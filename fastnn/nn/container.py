@@ -77,8 +77,8 @@ class Sequential(training.Trainable, Module):
             ``fit`` gets no seed) shuffling -- same seed, same run, bitwise.
             None draws one at random (kept in ``model.seed``).
         backend: "c" (default), "numpy" or a backend module.
-        input_shape: the per-sample input shape, e.g. ``(64,)``; by default
-            the first Linear's ``(in_features,)``.
+        input_shape: the per-sample input shape, e.g. ``(64,)`` (or 64); by
+            default the first Linear's ``(in_features,)``.
 
     Set ``model.fused = False`` to run layer by layer instead of one C call
     per step (same results).
@@ -108,6 +108,8 @@ class Sequential(training.Trainable, Module):
         self._counter = 0      # training-mode forward passes (dropout keys)
         self._backend = get_backend(backend)
         self.stop_training = False
+        if is_int(input_shape):
+            input_shape = (input_shape,)
         self._shapes = self._check_chain(None if input_shape is None else tuple(input_shape))
         self._rng = np.random.default_rng(self.seed)
         self.loss = None

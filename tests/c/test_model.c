@@ -240,8 +240,24 @@ static void test_bad_descriptions(void) {
     fnn_model_desc d6 = {shape1(4), 0, 0, n};
     CHECK(fnn_model_create(&m, &d6, 0) == FNN_ERR_ARG, "no nodes");
     CHECK(fnn_model_create(NULL, &d6, 0) == FNN_ERR_ARG, "out NULL");
+    int64_t P = -1, B = -1;
+    fnn_node ok[2] = {node("linear", 0), node("tanh", 1)};
+    ok[0].attrs.units = 3;
+    ok[0].attrs.bias = 1;
+    fnn_model_desc d7 = {shape1(4), 2, 0, ok};
+    CHECK(fnn_model_desc_sizes(&d7, &P, &B) == FNN_OK && P == 15 && B == 0,
+          "desc sizes without allocating (P %lld)", (long long)P);
+    CHECK(fnn_model_desc_sizes(&d, &P, &B) == FNN_ERR_ARG, "desc sizes validates too");
+    fnn_node huge = node("linear", 0);
+    huge.attrs.units = (int64_t)1 << 40;
+    fnn_model_desc d8 = {shape1(1 << 20), 1, 0, &huge};
+    CHECK(fnn_model_desc_sizes(&d8, &P, &B) == FNN_OK && P == (int64_t)1 << 60,
+          "a 2^60-parameter description is sized, not allocated");
     CHECK(fnn_op_count() == 8 && strcmp(fnn_op_name(0), "linear") == 0 &&
           fnn_op_name(8) == NULL, "the op table");
+    CHECK(fnn_loss_count() == 5 && strcmp(fnn_loss_name(4), "cross_entropy") == 0 &&
+          fnn_optim_count() == 5 && strcmp(fnn_optim_name(2), "adamw") == 0 &&
+          fnn_optim_name(5) == NULL, "the loss and optimizer tables");
 }
 
 /* A deep chain (more nodes than any fixed-size array would hold) with
