@@ -815,7 +815,8 @@ cdef class Model:
         cdef const fnn_node *nd = fnn_model_node(self.m, i)
         if nd == NULL:
             raise IndexError(f"no node {i}")
-        return nd.op.decode(), _get_attrs(&nd.attrs)
+        cdef bytes op = <const char *>nd.op
+        return op.decode(), _get_attrs(&nd.attrs)
 
     def node_info(self, int i):
         """{"out_shape", "param_offset", "num_params", "buffer_offset", "num_buffers",
