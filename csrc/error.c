@@ -38,6 +38,8 @@ const char *fnn_last_error(void) { return last_error; }
 
 const char *fnn_version(void) { return FASTNN_VERSION; }
 
+void fnn__clear_error(void) { last_error[0] = '\0'; }
+
 fnn_status fnn__error(fnn_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -51,6 +51,11 @@ __attribute__((format(printf, 2, 3)))
 #endif
 fnn_status fnn__error(fnn_status s, const char *fmt, ...);
 
+/* Clear this thread's fnn_last_error() message: the public entry points of
+   the model and the tables call it first, so that a kernel that fails with
+   a bare status is never reported with an older call's message. */
+void fnn__clear_error(void);
+
 /* Threads to use for a job of `work` flops (or elementwise ops x a cost
    factor): 1 when small, nested, or in a forked child; else the set count. */
 int fnn__threads_for(double work);

@@ -174,6 +174,7 @@ static fnn_status new_layout(fnn_model **out, const fnn_model_desc *d) {
 
 fnn_status fnn_model_desc_sizes(const fnn_model_desc *d, int64_t *num_params,
                                 int64_t *num_buffers) {
+    fnn__clear_error();
     fnn_model *m;
     fnn_status st = new_layout(&m, d);
     if (st != FNN_OK) return st;
@@ -184,6 +185,7 @@ fnn_status fnn_model_desc_sizes(const fnn_model_desc *d, int64_t *num_params,
 }
 
 fnn_status fnn_model_create(fnn_model **out, const fnn_model_desc *d, uint64_t seed) {
+    fnn__clear_error();
     if (!out) return fnn__error(FNN_ERR_ARG, "out is NULL");
     fnn_model *m;
     fnn_status st = new_layout(&m, d);
@@ -287,6 +289,7 @@ const char *fnn_model_metadata(const fnn_model *m, int64_t *len) {
 /* ---------------------------------------------------- loss, optimizer */
 
 fnn_status fnn_model_set_loss(fnn_model *m, const fnn_loss_desc *d) {
+    fnn__clear_error();
     if (!m || !d) return fnn__error(FNN_ERR_ARG, "model or loss is NULL");
     const fnn_loss_def *def = fnn__loss_lookup(d->name);
     if (!def) return fnn__error(FNN_ERR_ARG, "unknown loss '%s'", d->name ? d->name : "");
@@ -313,6 +316,7 @@ fnn_status fnn_model_set_loss(fnn_model *m, const fnn_loss_desc *d) {
 }
 
 fnn_status fnn_model_set_optimizer(fnn_model *m, const fnn_optim_desc *d) {
+    fnn__clear_error();
     if (!m || !d) return fnn__error(FNN_ERR_ARG, "model or optimizer is NULL");
     const fnn_optim_def *def = fnn__optim_lookup(d->name);
     if (!def) return fnn__error(FNN_ERR_ARG, "unknown optimizer '%s'", d->name ? d->name : "");
@@ -327,6 +331,11 @@ fnn_status fnn_model_set_optimizer(fnn_model *m, const fnn_optim_desc *d) {
         } else if (!d->state[k]) {
             if (!m->own_state[k] && !(m->own_state[k] = alloc_floats(m->P)))
                 return fnn__error(FNN_ERR_NOMEM, "out of memory for optimizer state");
+            /* the model's own buffer starts at zero for a newly bound optimizer
+               (or a buffer it did not use before); rebinding the same one, e.g.
+               for a new learning rate, keeps its state */
+            if (!m->has_opt || m->opt.name != def->name || m->opt.state[k] != m->own_state[k])
+                memset(m->own_state[k], 0, (size_t)m->P * sizeof(float));
             o.state[k] = m->own_state[k];
         }
     }
@@ -404,6 +413,7 @@ static fnn_status node_error(const fnn_model *m, int32_t i, fnn_status st) {
 
 fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
                              float *work, int64_t work_size) {
+    fnn__clear_error();
     if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
     int64_t need;
     fnn_status st = fnn_model_workspace_size(m, n, 0, &need);
@@ -433,6 +443,7 @@ fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int
 }
 
 fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r) {
+    fnn__clear_error();
     if (!m || !a || !r) return fnn__error(FNN_ERR_ARG, "model, args or result is NULL");
     r->loss = 0.0;
     r->bad_index = -1;

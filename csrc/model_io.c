@@ -424,6 +424,7 @@ static fnn_status load_mem(fnn_model **out, const unsigned char *d, int64_t len,
 }
 
 fnn_status fnn_model_load_bytes(fnn_model **out, const unsigned char *data, int64_t len) {
+    fnn__clear_error();
     if (!out) return fnn__error(FNN_ERR_ARG, "fnn_model_load_bytes: out is NULL");
     *out = NULL;
     if (len < 0 || (len > 0 && !data))
@@ -463,6 +464,7 @@ static int64_t file_length(FILE *f) {
 }
 
 fnn_status fnn_model_load(fnn_model **out, const char *path) {
+    fnn__clear_error();
     char eb[128];
     if (!out) return fnn__error(FNN_ERR_ARG, "fnn_model_load: out is NULL");
     *out = NULL;
@@ -655,6 +657,7 @@ static fnn_status gather(const fnn_model *m, v2_header *h, const char **meta,
 #ifdef FNN_IO_POSIX
 
 fnn_status fnn_model_save(const fnn_model *m, const char *path) {
+    fnn__clear_error();
     char eb[128];
     if (!m || !path || !path[0])
         return fnn__error(FNN_ERR_ARG, "fnn_model_save: %s is NULL or empty",

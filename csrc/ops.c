@@ -10,8 +10,7 @@
  *               (IN,). Parameters: weight (IN, OUT) then bias (OUT).
  *   relu, sigmoid, tanh, gelu   nothing; any shape, output = input shape.
  *   leaky_relu  slope (finite).
- *   softmax     axis: -1 or the last axis (batch is axis 0): row-wise over
- *               the last dimension.
+ *   softmax     axis: -1 or 1 (batch is axis 0): row-wise over a 1-D sample.
  *   dropout     p in [0, 1); identity in evaluation mode.
  *
  * Initialisation (linear): w_i = (2 u_i - 1) a in double, rounded to float,
@@ -147,9 +146,13 @@ static fnn_status leaky_bwd(const fnn_op_ctx *c, float *dx, float *grads, const 
 
 static fnn_status softmax_describe(const fnn_attrs *a, const fnn_shape *in,
                                    fnn_node_info *info) {
-    if (a->axis != -1 && a->axis != in->ndim)
-        return fnn__error(FNN_ERR_ARG, "softmax: only the last axis (-1 or %d) is supported, "
-                          "got axis %lld", in->ndim, (long long)a->axis);
+    char s[96];
+    if (in->ndim != 1)
+        return fnn__error(FNN_ERR_ARG, "softmax: the per-sample input must be 1-D (classes) "
+                          "for now, got %s", fnn__shape_str(in, s, sizeof s));
+    if (a->axis != -1 && a->axis != 1)
+        return fnn__error(FNN_ERR_ARG, "softmax: only the last axis (-1 or 1) is supported, "
+                          "got axis %lld", (long long)a->axis);
     return same_shape(a, in, info);
 }
 
@@ -236,6 +239,7 @@ static const fnn_op_def *node_def(const fnn_node *node) {
 }
 
 fnn_status fnn_op_describe(fnn_node_info *info, const fnn_node *node, const fnn_shape *in) {
+    fnn__clear_error();
     char s[96];
     if (!info) return fnn__error(FNN_ERR_ARG, "info is NULL");
     const fnn_op_def *def = node_def(node);
@@ -391,6 +395,7 @@ const fnn_loss_def *fnn__loss_lookup(const char *name) {
 fnn_status fnn_loss_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
                          const float *target, const int64_t *labels, int64_t N, int64_t D,
                          int64_t *bad_index) {
+    fnn__clear_error();
     const fnn_loss_def *def = d ? fnn__loss_lookup(d->name) : NULL;
     if (!def) return fnn__error(FNN_ERR_ARG, "unknown loss '%s'", d && d->name ? d->name : "");
     if (def->labels ? !labels : !target)
@@ -466,6 +471,7 @@ int32_t fnn_optim_num_state(const fnn_optim_desc *d) {
 
 fnn_status fnn_optim_step(const fnn_optim_desc *d, float *params, float *grads, int64_t P,
                           int64_t t) {
+    fnn__clear_error();
     const fnn_optim_def *def = d ? fnn__optim_lookup(d->name) : NULL;
     if (!def)
         return fnn__error(FNN_ERR_ARG, "unknown optimizer '%s'", d && d->name ? d->name : "");

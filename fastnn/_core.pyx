@@ -14,7 +14,7 @@ strided array is an error here (the public API converts before it calls).
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.math cimport isfinite
@@ -429,6 +429,12 @@ def _signature(names):
                               for n in names])
 
 
+def _scalar_count(str op, tuple names, tuple scalars):
+    if len(scalars) != len(names):
+        raise TypeError(f"{op} kernels take {len(names)} scalar argument(s) "
+                        f"({', '.join(names) or 'none'}), got {len(scalars)}")
+
+
 def _make_kernels(str op):
     names = SCALARS.get(op, ())
     keyed = op == "dropout"
@@ -439,8 +445,10 @@ def _make_kernels(str op):
             _run_op(op, names, (p,), True, dx, dy, None, None, key)
     else:
         def forward(y, x, *scalars):
+            _scalar_count(op, names, scalars)
             _run_op(op, names, scalars, False, y, x, None, None, None)
         def backward(dx, dy, x, y, *scalars):
+            _scalar_count(op, names, scalars)
             _run_op(op, names, scalars, True, dx, dy, x, y, None)
         # the signature the NumPy reference has too: scalars by name
         forward.__signature__ = _signature(("y", "x") + names)
@@ -681,6 +689,8 @@ def dropout_key(seed, long long layer, long long counter):
 cdef enum:
     N_WRITTEN = 4   # params, grads, state0, state1: what a train step writes
 
+_WRAP = object()    # Model.__new__(Model, _WRAP): a shell for _wrap to fill
+
 
 cdef class Model:
     """A C ``fnn_model`` (csrc/model.c): layout, flat buffers, loss, optimizer.
@@ -706,8 +716,12 @@ cdef class Model:
     cdef char *hi[N_WRITTEN]
 
     def __cinit__(self, input_shape=None, nodes=None, seed=0):
-        if input_shape is None:     # Model._wrap fills it
+        if input_shape is _WRAP:    # Model._wrap fills it
             return
+        if input_shape is None or nodes is None:
+            raise TypeError("Model(input_shape, nodes, seed): a per-sample input shape and a "
+                            "list of (op, attrs) nodes")
+        nodes = list(nodes)
         cdef fnn_model_desc desc
         cdef int64_t L = len(nodes), i
         if L < 1:
@@ -755,7 +769,7 @@ cdef class Model:
 
     @staticmethod
     cdef Model _wrap(fnn_model *m):
-        cdef Model self = Model.__new__(Model)
+        cdef Model self = Model.__new__(Model, _WRAP)
         self.m = m
         self._views()
         return self
@@ -868,7 +882,8 @@ cdef class Model:
         cdef cnp.ndarray ax = self._batch(x), aout = _arr(out, "out", True)
         cdef cnp.ndarray aw = _arr(work, "work", True)
         cdef int64_t n = ax.shape[0]
-        if cnp.PyArray_SIZE(aout) != n * self.out_size or aout.shape[0] != n:
+        if cnp.PyArray_NDIM(aout) < 1 or cnp.PyArray_SIZE(aout) != n * self.out_size or \
+                aout.shape[0] != n:
             raise ValueError(f"out must have shape ({n}, "
                              f"{', '.join(map(str, self.output_shape))}), got {_shp(aout)}")
         for a, an in ((out, "out"), (work, "work")):
@@ -929,6 +944,10 @@ cdef class Model:
             for other, oname in written:
                 _no_overlap(st, name_k, other, oname)
             written.append((st, name_k))
+        needed = fnn_optim_num_state(&d)
+        if needed > 0 and sum(st is not None for st in states[:needed]) < needed:
+            raise ValueError(f"set_optimizer: {name} with these settings needs {needed} state "
+                             f"buffer(s), got {sum(st is not None for st in states)}")
         cdef fnn_status s = fnn_model_set_optimizer(self.m, &d)
         if s != FNN_OK:
             raise _error(s, "set_optimizer")
@@ -968,12 +987,15 @@ cdef class Model:
             a.labels = <int64_t *>cnp.PyArray_DATA(at)
         else:
             at = _arr(target, "target", False)
-            if at.shape[0] != a.n or cnp.PyArray_SIZE(at) != a.n * self.out_size:
+            if cnp.PyArray_NDIM(at) < 1 or at.shape[0] != a.n or \
+                    cnp.PyArray_SIZE(at) != a.n * self.out_size:
                 raise ValueError(f"target must have shape ({a.n}, "
                                  f"{', '.join(map(str, self.output_shape))}), got {_shp(at)}")
             a.target = <float *>cnp.PyArray_DATA(at)
         if steps_done < 0:
             raise ValueError(f"step must be >= 1, got {steps_done + 1}")
+        if steps_done >= INT64_MAX or counter >= INT64_MAX or counter < -1:
+            raise ValueError(f"step or dropout counter out of range: {steps_done}, {counter}")
         self._disjoint(aw, "work")
         self._disjoint(ax, "x")
         self._disjoint(at, "target")

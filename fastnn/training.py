@@ -52,6 +52,8 @@ def check_step(model, x, y, loss_fn, optimizer):
     check_consistent_length(x, y)
     width = model.out_features_
     y = loss_fn.prepare_target(y, None if width is None else (len(x), width))
+    if width is not None and hasattr(loss_fn, "check_range"):
+        loss_fn.check_range(y, width)   # a bad label changes nothing, on either path
     return x, y, loss_fn
 
 

@@ -267,3 +267,116 @@ def test_no_import_cycle_between_modules():
     for m in graph:
         if m not in state:
             visit(m, [])
+
+
+# ------------------------------------------- regressions found in review
+
+def test_crafted_file_with_a_huge_layer_is_rejected_before_allocating(tmp_path):
+    """A 300-byte file naming Linear(100000 -> 100000) with no payload: the sizes
+    are checked before the model (40 GB) would be created."""
+    from fastnn import fileformat
+    nodes = [{"op": "linear", "in": (0, -1), "out": 1, "attrs": {"units": 100000, "bias": 1}}]
+    parts = fileformat.encode_v2((100000,), nodes, np.zeros(0, f32), np.zeros(0, f32), 0, b"")
+    (tmp_path / "huge.fnn").write_bytes(b"".join(parts))
+    with pytest.raises(fnn.FormatError, match="layout does not match"):
+        fnn.load(tmp_path / "huge.fnn")
+
+
+def test_non_chain_and_foreign_attributes_in_a_file_are_rejected(tmp_path):
+    from fastnn import fileformat
+    model = _mlp()
+    for bad in ({"in": (0, -1)}, {"attrs": {"units": 16, "bias": 1, "slope": 0.5}}):
+        nodes = [{"op": l.op, "in": (i, -1), "out": i + 1, "attrs": l.node_attrs()}
+                 for i, l in enumerate(model.layers)]
+        nodes[1].update(bad) if "in" in bad else nodes[0].update(bad)
+        (tmp_path / "x.fnn").write_bytes(b"".join(fileformat.encode_v2(
+            model.input_shape, nodes, model.flat_params, model.flat_buffers, 0, b"")))
+        with pytest.raises(fnn.FormatError, match="only chains|are not those of"):
+            fnn.load(tmp_path / "x.fnn")
+
+
+def test_bridge_rejects_what_would_crash_it():
+    with pytest.raises(TypeError, match="input shape"):
+        _core.Model()
+    m = _core.Model((2,), [("linear", {"units": 1})], 0)
+    m.set_loss("mse")
+    m.set_optimizer("sgd", {"lr": 0.1})
+    work = np.zeros(m.workspace_size(1), f32)
+    with pytest.raises(ValueError, match="target must have shape"):
+        m.train_step(np.ones((1, 2), f32), np.array(1.0, f32), work, 0, 0)      # 0-d
+    with pytest.raises(ValueError, match="out must have shape"):
+        m.forward(np.array(1.0, f32), np.ones((1, 2), f32), work)
+    with pytest.raises(ValueError, match="out of range"):
+        m.train_step(np.ones((1, 2), f32), np.ones((1, 1), f32), work, 2**63 - 1, 0)
+    with pytest.raises(ValueError, match="needs 2 state buffer"):
+        m.set_optimizer("adam", {"lr": 0.1, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8})
+    with pytest.raises(TypeError, match="1 scalar argument"):
+        _core.leaky_relu_forward(np.ones(2, f32), np.ones(2, f32))
+    with pytest.raises(ValueError, match="softmax: the per-sample input must be 1-D"):
+        _core.Model((2, 3), [("softmax", {"axis": -1})], 0)
+
+
+def _both_paths(build, steps, mutate=None):
+    """Train two identical models, fused and layer by layer; return both."""
+    out = []
+    for fused in (True, False):
+        model, loss, opt = build()
+        model.fused = fused
+        X, y = _data()
+        for s in range(steps):
+            if mutate and s == steps // 2:
+                mutate(model, loss, opt)
+            model.train_step(X[:16], y[:16], loss, opt)
+        out.append(model)
+    return out
+
+
+def test_a_layer_in_eval_mode_is_respected_by_the_fused_step():
+    def build():
+        m = _mlp(dropout=0.5)
+        m.layers[2].eval()            # this dropout layer off, the model in training
+        return m, fnn.CrossEntropyLoss(), fnn.SGD(m.parameters(), lr=0.1)
+    a, b = _both_paths(build, 6)
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+
+
+def test_class_weights_changed_in_place_rebind_the_fused_step():
+    def build():
+        m = _mlp()
+        return m, fnn.CrossEntropyLoss(weight=np.ones(3, f32)), fnn.Adam(m.parameters())
+    a, b = _both_paths(build, 6, mutate=lambda m, l, o: l.weight.__setitem__(0, 5.0))
+    np.testing.assert_array_equal(a.flat_params, b.flat_params)
+
+
+def test_momentum_switched_on_later_is_an_error_on_both_paths():
+    for fused in (True, False):
+        m = _mlp()
+        m.fused = fused
+        opt = fnn.SGD(m.parameters(), lr=0.1)
+        X, y = _data()
+        m.train_step(X, y, "cross_entropy", opt)
+        opt.param_groups[0]["momentum"] = 0.9
+        with pytest.raises(ValueError, match="state buffer"):
+            m.train_step(X, y, "cross_entropy", opt)
+
+
+def test_bad_label_changes_nothing_on_either_path():
+    for fused in (True, False):
+        m = _mlp(dropout=0.2)
+        m.fused = fused
+        X, y = _data()
+        y[3] = 7
+        before, counter = m.flat_params.copy(), m._counter
+        with pytest.raises(IndexError):
+            m.train_step(X, y, fnn.CrossEntropyLoss(), fnn.SGD(m.parameters(), lr=0.1))
+        assert m._counter == counter
+        np.testing.assert_array_equal(m.flat_params, before)
+
+
+def test_a_trained_standalone_layer_keeps_its_weights_in_a_model():
+    lin = fnn.Linear(6, 3, seed=4)
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(f32)
+    lin.weight.data[...] += 1.0          # "trained" on its own
+    expect = lin(x).copy()
+    model = fnn.Sequential(lin, seed=99)
+    np.testing.assert_array_equal(model.predict(x), expect)

@@ -48,10 +48,17 @@ def param_layout(layers, input_shape=None, kind="param_shapes"):
 
 
 def _same_spec(a, b):
-    """Loss specs equal: arrays (class weights) by identity, the rest by value."""
+    """Loss specs equal, arrays (class weights) by value: the C model keeps a copy,
+    so weights changed in place must rebind it."""
     return a is not None and b is not None and all(
-        u is v or (not isinstance(u, np.ndarray) and not isinstance(v, np.ndarray) and u == v)
-        for u, v in zip(a, b))
+        np.array_equal(u, v) if isinstance(u, np.ndarray) or isinstance(v, np.ndarray)
+        else u == v for u, v in zip(a, b))
+
+
+def _nonzero(attrs):
+    """The attributes that are set (a file's node records every field, 0 when unused)."""
+    return {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in attrs.items()
+            if v and (not isinstance(v, (list, tuple)) or any(v))}
 
 
 def _rebuild(layer_states, seed, backend, input_shape, params, buffers, state):
@@ -184,8 +191,11 @@ class Sequential(training.Trainable, Module):
             boffsets.setdefault(i, off)
         self._params = []
         for i, layer in enumerate(self.layers):
+            # a layer that ran on its own keeps its values (as in PyTorch): copied
+            # into the model's buffers below, over the model's initialisation
+            kept = layer.state_dict() if layer.__dict__.get("_flat") is not None else None
             layer._owner, layer._index, layer._backend = self, i, self._backend
-            for k in ("_flat", "_flat_grad", "_flat_buffers"):   # standalone buffers go
+            for k in ("_flat", "_flat_grad", "_flat_buffers"):
                 layer.__dict__.pop(k, None)
             if i in offsets:
                 layer._attach(self.flat_params, self.flat_grads, offsets[i], self._backend,
@@ -201,6 +211,8 @@ class Sequential(training.Trainable, Module):
                 if self._cmodel is None:
                     size = sum(int(np.prod(s)) for _, s in layer.buffer_shapes(self._shapes[i]))
                     layer.init_buffers(self.flat_buffers[boffsets[i]:boffsets[i] + size])
+            if kept is not None:
+                layer.load_state_dict(kept)
 
     # ---------------------------------------------------------------- basics
     def parameters(self):
@@ -270,7 +282,8 @@ class Sequential(training.Trainable, Module):
         With the C model bound to this loss and optimizer, the whole step is
         ONE C call with the GIL released and no allocation
         (``_core.Model.train_step``); otherwise it runs layer by layer."""
-        cm = self._bound_step(loss_fn, optimizer) if self.training and self.fused else None
+        cm = self._bound_step(loss_fn, optimizer) if self.training and self.fused and \
+            all(layer.training for layer in self.layers) else None
         if cm is None:
             out = self._forward(x)
             loss = loss_fn.forward(out, y, self._backend)
@@ -303,7 +316,9 @@ class Sequential(training.Trainable, Module):
             return None
         cm.set_loss(*lspec)
         cm.set_optimizer(*ospec)
-        self._bound = (loss_fn, optimizer, dict(hp), lspec)
+        # a copy of the class weights: C holds its own, so an in-place change must rebind
+        self._bound = (loss_fn, optimizer, dict(hp),
+                       tuple(v.copy() if isinstance(v, np.ndarray) else v for v in lspec))
         return cm
 
     def _get_plan(self):
@@ -397,18 +412,32 @@ class Sequential(training.Trainable, Module):
         FormatError = fileformat.FormatError
         layers, shape = [], tuple(d["input_shape"])
         try:
-            for node in d["nodes"]:
+            for i, node in enumerate(d["nodes"]):
+                if tuple(node["in"]) != (i, -1) or node["out"] != i + 1:
+                    raise ValueError(f"node {i} reads slots {tuple(node['in'])} and writes "
+                                     f"{node['out']}: only chains are supported")
                 layer = registry.layer_class(node["op"]).from_node_attrs(node["attrs"], shape)
+                if _nonzero(layer.node_attrs()) != _nonzero(node["attrs"]):
+                    raise ValueError(f"node {i} ({node['op']}): attributes {node['attrs']} "
+                                     f"are not those of {layer!r}")
                 layers.append(layer)
                 shape = layer.output_shape(shape)
             meta = json.loads(d["metadata"].decode("utf-8")) if d["metadata"] else {}
-            model = cls(*layers, seed=d["seed"], backend=backend,
-                        input_shape=tuple(d["input_shape"]))
+            # the sizes BEFORE anything is allocated: a crafted file naming a huge
+            # layer with a tiny payload must be a FormatError, not a 40 GB allocation
+            P = param_layout(layers, tuple(d["input_shape"]))[1]
+            B = param_layout(layers, tuple(d["input_shape"]), "buffer_shapes")[1]
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
             raise FormatError(f"{path}: invalid architecture: {e}") from None
-        if model.flat_params.size != d["params"].size or \
-                model.flat_buffers.size != d["buffers"].size:
-            raise FormatError(f"{path}: parameter layout does not match the architecture")
+        if P != d["params"].size or B != d["buffers"].size:
+            raise FormatError(f"{path}: parameter layout does not match the architecture "
+                              f"({P} parameters and {B} buffer values, the file holds "
+                              f"{d['params'].size} and {d['buffers'].size})")
+        try:
+            model = cls(*layers, seed=d["seed"], backend=backend,
+                        input_shape=tuple(d["input_shape"]))
+        except (TypeError, ValueError) as e:
+            raise FormatError(f"{path}: invalid architecture: {e}") from None
         model.flat_params[...] = d["params"]
         model.flat_buffers[...] = d["buffers"]
         if isinstance(meta, dict) and meta.get("metadata") is not None:

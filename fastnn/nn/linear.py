@@ -37,6 +37,7 @@ class Linear(Module):
     Backward: dx = dy · Wᵀ, dW += xᵀ · dy, db += Σ_rows dy.
     """
     op = "linear"
+    _param_names = ("weight", "bias")
 
     def __init__(self, in_features, out_features, bias=True, init="auto", seed=None):
         self.in_features = _positive_int(in_features, "Linear", "in_features")
@@ -44,7 +45,8 @@ class Linear(Module):
         if init not in _INIT:
             raise ValueError(f"Linear: init must be 'auto', 'he' or 'xavier', got {init!r}")
         self.bias_enabled, self.init = bool(bias), init
-        self.weight = self.bias = None
+        if not self.bias_enabled:
+            self.bias = None          # as in PyTorch; weight appears on first use
         self.seed = seed
 
     def node_attrs(self):

@@ -43,7 +43,7 @@ class Module:
         return {}
 
     @classmethod
-    def from_node_attrs(cls, attrs):
+    def from_node_attrs(cls, attrs, in_shape=None):
         """The layer a model file's node describes (the inverse of node_attrs)."""
         return cls()
 
@@ -77,6 +77,18 @@ class Module:
         flat[...] = 0.0
 
     # ------------------------------------------------------ the parameters
+    _param_names = ()   # attribute names of its parameters and buffers (for __getattr__)
+
+    def __getattr__(self, name):
+        """A standalone layer's parameters exist from first use, as in PyTorch:
+        reading ``layer.weight`` allocates and initialises them (once)."""
+        if name in type(self)._param_names and self.__dict__.get("_owner") is None \
+                and "_flat" not in self.__dict__:
+            self._standalone()
+            if name in self.__dict__:
+                return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     @property
     def backend(self):
         if self._backend is None:

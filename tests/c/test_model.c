@@ -199,6 +199,13 @@ static void test_train_step(void) {
     CHECK(fnn_model_train_step(m, &b, &r) == FNN_OK && r.loss > 0, "labels fixed: trains");
     fnn_train_args c = {x, t, NULL, 16, NULL, 0};
     CHECK(fnn_model_train_step(m, &c, &r) == FNN_ERR_ARG, "cross-entropy needs labels");
+    labels[9] = 3;
+    CHECK(fnn_model_train_step(m, &b, &r) == FNN_ERR_LABEL, "a label error again");
+    fnn_loss_desc h0 = {"huber", 0.0f, NULL, 0, -100};   /* delta 0: the kernel refuses */
+    fnn_model_set_loss(m, &h0);
+    CHECK(fnn_model_train_step(m, &c, &r) != FNN_OK &&
+          strstr(fnn_last_error(), "label") == NULL,
+          "a later failure is not reported with the earlier call's message");
     float weight[4] = {1, 2, 3, 4};
     fnn_loss_desc bad = {"cross_entropy", 0.0f, weight, 4, -100};
     CHECK(fnn_model_set_loss(m, &bad) == FNN_ERR_SIZE, "class weights of the wrong length");
@@ -210,6 +217,46 @@ static void test_train_step(void) {
     opt.lr = NAN;
     CHECK(fnn_model_set_optimizer(m, &opt) == FNN_ERR_ARG, "NaN learning rate");
     fnn_model_free(m);
+}
+
+/* The model's own optimizer state starts at zero for each optimizer bound:
+   Adam's moments must not become RMSprop's square average. */
+static void test_own_state_is_fresh_per_optimizer(void) {
+    fnn_model *a = mlp(2), *b = mlp(2);
+    if (!a || !b) goto done;
+    float x[8 * 4], t[8 * 3];
+    for (int i = 0; i < 32; i++) x[i] = (float)sin(0.5 * i);
+    for (int i = 0; i < 24; i++) t[i] = (float)cos(0.4 * i);
+    fnn_loss_desc loss = {"mse", 0.0f, NULL, 0, -100};
+    fnn_model_set_loss(a, &loss);
+    fnn_model_set_loss(b, &loss);
+    fnn_optim_desc adam, rms;
+    memset(&adam, 0, sizeof adam);
+    adam.name = "adam"; adam.lr = 0.01f; adam.beta1 = 0.9f; adam.beta2 = 0.999f; adam.eps = 1e-8f;
+    memset(&rms, 0, sizeof rms);
+    rms.name = "rmsprop"; rms.lr = 0.01f; rms.alpha = 0.99f; rms.eps = 1e-8f;
+    fnn_train_args args = {x, t, NULL, 8, NULL, 0};
+    fnn_train_result r;
+    fnn_model_set_optimizer(a, &adam);
+    for (int s = 0; s < 5; s++) fnn_model_train_step(a, &args, &r);
+    memcpy(fnn_model_params(b), fnn_model_params(a), 43 * sizeof(float));
+    fnn_model_set_counters(b, fnn_model_step(a), fnn_model_counter(a));
+    CHECK(fnn_model_set_optimizer(a, &rms) == FNN_OK && fnn_model_set_optimizer(b, &rms) == FNN_OK,
+          "bind rmsprop");
+    fnn_model_train_step(a, &args, &r);
+    fnn_model_train_step(b, &args, &r);
+    CHECK(memcmp(fnn_model_params(a), fnn_model_params(b), 43 * sizeof(float)) == 0,
+          "rmsprop after adam starts from zero state");
+    rms.lr = 0.005f;   /* rebinding the same optimizer keeps its state */
+    fnn_model_set_optimizer(a, &rms);
+    fnn_model_set_optimizer(b, &rms);
+    fnn_model_train_step(a, &args, &r);
+    fnn_model_train_step(b, &args, &r);
+    CHECK(memcmp(fnn_model_params(a), fnn_model_params(b), 43 * sizeof(float)) == 0,
+          "a new learning rate keeps the state");
+done:
+    fnn_model_free(a);
+    fnn_model_free(b);
 }
 
 static void test_bad_descriptions(void) {
@@ -307,6 +354,7 @@ int main(void) {
     test_layout_and_init();
     test_forward();
     test_train_step();
+    test_own_state_is_fresh_per_optimizer();
     test_bad_descriptions();
     test_deep_chain();
     printf("%d checks, %d failures\n", checks, failures);
