@@ -468,6 +468,9 @@ typedef struct fnn_train_result {
 FNN_API fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a,
                                         fnn_train_result *r);
 
+/* The output_offset a train step on n rows reports, without running one. */
+FNN_API fnn_status fnn_model_output_offset(const fnn_model *m, int64_t n, int64_t *offset);
+
 /* ---------------------------------------------------------- model files */
 /* The model file (format version 2, described in csrc/model_io.c): the
    layout, parameters, buffers, seed and metadata, with a SHA-256 checksum.

@@ -73,6 +73,11 @@ const fnn_op_def *fnn__op_lookup(const char *name);
 const fnn_loss_def *fnn__loss_lookup(const char *name);
 const fnn_optim_def *fnn__optim_lookup(const char *name);
 
+/* Clip (when d->max_grad_norm > 0) and update: fnn_optim_step without its
+   checks, for a caller that validated d once (the model at bind time). */
+fnn_status fnn__optim_apply(const fnn_optim_def *def, const fnn_optim_desc *d, float *params,
+                            float *grads, int64_t P, int64_t t);
+
 /* Elements of a per-sample shape (FNN_ERR_SIZE via -1 on a bad shape). */
 int64_t fnn__shape_numel(const fnn_shape *s);
 /* "(a, b, c)" into buf, for messages. */

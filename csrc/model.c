@@ -52,10 +52,12 @@ struct fnn_model {
     const fnn_loss_def *ldef;
     float *loss_weight;
     fnn_optim_desc opt;         /* state[] point at borrowed or own buffers */
+    const fnn_optim_def *odef;  /* its table entry (looked up once, at bind time) */
     float *own_state[FNN_MAX_STATE];
     float *work;                /* the model's own training workspace */
     int64_t work_cap;
-    int64_t *act, *scr;         /* (L + 1), (L): training workspace offsets of a step */
+    int64_t *act, *scr;         /* (L + 1), (L): training workspace offsets ... */
+    int64_t g[2], layout_n;     /* ... and gradient buffers, computed for layout_n rows */
 };
 
 static int64_t round_up(int64_t x) { return (x + ROUND - 1) / ROUND * ROUND; }
@@ -340,6 +342,7 @@ fnn_status fnn_model_set_optimizer(fnn_model *m, const fnn_optim_desc *d) {
         }
     }
     m->opt = o;
+    m->odef = def;
     m->has_opt = 1;
     return FNN_OK;
 }
@@ -365,6 +368,18 @@ static int64_t train_layout(const fnn_model *m, int64_t n, int64_t *act, int64_t
         off = add(off, part(n, m->info[i].scratch_per_row));
     }
     return off;
+}
+
+fnn_status fnn_model_output_offset(const fnn_model *m, int64_t n, int64_t *offset) {
+    fnn__clear_error();
+    if (!m || !offset) return fnn__error(FNN_ERR_ARG, "model or offset is NULL");
+    if (n < 1) return fnn__error(FNN_ERR_SIZE, "batch of %lld rows", (long long)n);
+    int64_t off = 0;   /* the slots before the last, as train_layout lays them out */
+    for (int32_t s = 1; s < m->L; s++) off = add(off, part(n, m->numel[s]));
+    if (off < 0 || train_layout(m, n, NULL, NULL, NULL) < 0)
+        return fnn__error(FNN_ERR_SIZE, "workspace for %lld rows overflows", (long long)n);
+    *offset = off;
+    return FNN_OK;
 }
 
 /* Forward workspace: two (n, W) buffers, then the largest node scratch. */
@@ -476,8 +491,11 @@ fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train
         }
         work = m->work;
     }
-    int64_t *act = m->act, *scr = m->scr, g[2];
-    train_layout(m, n, act, g, scr);
+    int64_t *act = m->act, *scr = m->scr, *g = m->g;
+    if (m->layout_n != n) {     /* offsets depend on n only: once per batch size */
+        train_layout(m, n, act, g, scr);
+        m->layout_n = n;
+    }
     fnn_status st = FNN_OK;
     fnn_op_ctx c;
 
@@ -511,7 +529,7 @@ fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train
         }
     }
     if (st == FNN_OK) {
-        st = fnn_optim_step(&m->opt, m->params, m->grads, m->P, m->step + 1);
+        st = fnn__optim_apply(m->odef, &m->opt, m->params, m->grads, m->P, m->step + 1);
         if (st == FNN_OK) {
             m->step += 1;
             m->counter += 1;

@@ -483,6 +483,11 @@ fnn_status fnn_optim_step(const fnn_optim_desc *d, float *params, float *grads, 
     for (int32_t k = 0; k < ns; k++)
         if (!d->state[k] && P > 0)
             return fnn__error(FNN_ERR_ARG, "%s: state buffer %d is NULL", def->name, (int)k);
+    return fnn__optim_apply(def, d, params, grads, P, t);
+}
+
+fnn_status fnn__optim_apply(const fnn_optim_def *def, const fnn_optim_desc *d, float *params,
+                            float *grads, int64_t P, int64_t t) {
     if (d->max_grad_norm > 0.0f) {
         fnn_status st = fnn_clip_grad_norm(grads, P, d->max_grad_norm, NULL);
         if (st != FNN_OK) return st;

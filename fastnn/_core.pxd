@@ -196,6 +196,7 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
                                  float *work, int64_t work_size)
     fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r)
+    fnn_status fnn_model_output_offset(const fnn_model *m, int64_t n, int64_t *offset)
     fnn_status fnn_model_save(const fnn_model *m, const char *path)
     fnn_status fnn_model_load(fnn_model **out, const char *path)
     fnn_status fnn_model_load_bytes(fnn_model **out, const unsigned char *data, int64_t len)

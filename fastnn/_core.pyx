@@ -711,6 +711,7 @@ cdef class Model:
     cdef readonly tuple input_shape, output_shape
     cdef readonly int64_t in_size, out_size
     cdef readonly bint labels
+    cdef fnn_shape in_shape_c
     cdef object keep        # arrays the C model borrows (optimizer state)
     cdef char *lo[N_WRITTEN]
     cdef char *hi[N_WRITTEN]
@@ -747,6 +748,7 @@ cdef class Model:
 
     cdef void _views(self) except *:
         cdef fnn_shape si = fnn_model_input_shape(self.m), so = fnn_model_output_shape(self.m)
+        self.in_shape_c = si
         self.input_shape, self.output_shape = _shape_tuple(&si), _shape_tuple(&so)
         self.in_size = int(np.prod(self.input_shape))
         self.out_size = int(np.prod(self.output_shape))
@@ -869,10 +871,16 @@ cdef class Model:
         return size
 
     cdef cnp.ndarray _batch(self, object x):
-        """x as a float32 C-contiguous (n, *input_shape) or (n, in_size) array."""
+        """x as a float32 C-contiguous (n, *input_shape) or (n, in_size) array
+        (checked in C: this runs every step)."""
         cdef cnp.ndarray ax = _arr(x, "x", False)
-        cdef tuple rest = (<object>ax).shape[1:]
-        if cnp.PyArray_NDIM(ax) < 2 or (rest != self.input_shape and rest != (self.in_size,)):
+        cdef int nd = cnp.PyArray_NDIM(ax), d
+        cdef bint ok = nd == 2 and ax.shape[1] == self.in_size
+        if not ok and nd == self.in_shape_c.ndim + 1:
+            ok = True
+            for d in range(self.in_shape_c.ndim):
+                ok = ok and ax.shape[d + 1] == self.in_shape_c.dim[d]
+        if not ok:
             raise ValueError(f"x must have shape (n, {', '.join(map(str, self.input_shape))})"
                              f", got {_shp(ax)}")
         return ax
@@ -969,8 +977,16 @@ cdef class Model:
                 raise ValueError(f"{('params', 'grads', 'state0', 'state1')[i]} must not "
                                  f"share memory with {name}")
 
+    def output_offset(self, long long n):
+        """Where a train step on n rows leaves its outputs (n, output) in the workspace."""
+        cdef int64_t off = 0
+        cdef fnn_status s = fnn_model_output_offset(self.m, n, &off)
+        if s != FNN_OK:
+            raise _error(s, "output_offset")
+        return off
+
     def train_step(self, x, target, work, long long steps_done, long long counter):
-        """One fused training step on (x, target); returns (loss, output offset in work).
+        """One fused training step on (x, target); returns the loss (before the update).
 
         ``steps_done``/``counter``: optimizer steps and training passes made so
         far (the step uses steps_done + 1; dropout keys counter + 1)."""
@@ -1013,4 +1029,4 @@ cdef class Model:
                              f"{self.out_size} classes (row {r.bad_index})")
         if s != FNN_OK:
             raise _error(s, "train_step")
-        return r.loss, r.output_offset
+        return r.loss

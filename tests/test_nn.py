@@ -380,3 +380,15 @@ def test_a_trained_standalone_layer_keeps_its_weights_in_a_model():
     expect = lin(x).copy()
     model = fnn.Sequential(lin, seed=99)
     np.testing.assert_array_equal(model.predict(x), expect)
+
+
+def test_fused_step_outputs_are_the_forward_before_the_update():
+    """The outputs a fused step returns (a view of its workspace at
+    Model.output_offset) are the model's outputs on the batch before the update."""
+    X, y = _data(n=24)
+    m = _mlp()
+    for n in (24, 7):
+        before = m.predict(X[:n])
+        loss, out = m._train_step(X[:n], y[:n], fnn.CrossEntropyLoss(), fnn.SGD(m.parameters(), lr=0.5))
+        np.testing.assert_array_equal(out, before)
+        assert np.shares_memory(out, m._tls.work[(n, True)][0])

@@ -49,10 +49,18 @@ def param_layout(layers, input_shape=None, kind="param_shapes"):
 
 def _same_spec(a, b):
     """Loss specs equal, arrays (class weights) by value: the C model keeps a copy,
-    so weights changed in place must rebind it."""
-    return a is not None and b is not None and all(
-        np.array_equal(u, v) if isinstance(u, np.ndarray) or isinstance(v, np.ndarray)
-        else u == v for u, v in zip(a, b))
+    so weights changed in place must rebind it. (A plain loop: it runs every step.)"""
+    if a is None or b is None or len(a) != len(b):
+        return False
+    for u, v in zip(a, b):
+        if u is v:              # names and scalars (arrays are never: bound holds a copy)
+            continue
+        if type(u) is np.ndarray or type(v) is np.ndarray:
+            if not np.array_equal(u, v):
+                return False
+        elif u != v:
+            return False
+    return True
 
 
 def _nonzero(attrs):
@@ -126,6 +134,7 @@ class Sequential(training.Trainable, Module):
         self._tls = threading.local()   # per-thread workspaces (see _workspace)
         self._lock = threading.RLock()  # layer-by-layer inference: shared buffers and mode
         self._allocate()
+        self._layer_mode_changed()
 
     # ------------------------------------------------------------- layout
     def _check_chain(self, input_shape):
@@ -238,6 +247,11 @@ class Sequential(training.Trainable, Module):
             layer.train(mode)
         return self
 
+    def _layer_mode_changed(self):
+        """A layer's train()/eval() was called: the C step, which runs every node in
+        training mode, is used only while every layer is in training mode."""
+        self._layers_training = all(layer.training for layer in self.layers)
+
     def zero_grad(self):
         """Set every gradient to 0 (one fill over the flat gradient buffer)."""
         self.flat_grads.fill(0.0)
@@ -282,8 +296,8 @@ class Sequential(training.Trainable, Module):
         With the C model bound to this loss and optimizer, the whole step is
         ONE C call with the GIL released and no allocation
         (``_core.Model.train_step``); otherwise it runs layer by layer."""
-        cm = self._bound_step(loss_fn, optimizer) if self.training and self.fused and \
-            all(layer.training for layer in self.layers) else None
+        cm = self._bound_step(loss_fn, optimizer) \
+            if self.training and self.fused and self._layers_training else None
         if cm is None:
             out = self._forward(x)
             loss = loss_fn.forward(out, y, self._backend)
@@ -292,11 +306,11 @@ class Sequential(training.Trainable, Module):
             optimizer.step()
             return loss, out
         n = len(x)
-        work = self._workspace(n, True)
-        loss, off = cm.train_step(x, y, work, optimizer.step_count, self._counter)
+        work, out = self._workspace(n, True)
+        loss = cm.train_step(x, y, work, optimizer.step_count, self._counter)
         self._counter += 1
         optimizer.step_count += 1
-        return loss, work[off:off + n * self.out_features_].reshape(n, self.out_features_)
+        return loss, out
 
     # ---------------------------------------------------------- the C model
     def _bound_step(self, loss_fn, optimizer):
@@ -329,7 +343,8 @@ class Sequential(training.Trainable, Module):
 
     def _workspace(self, n, training=False):
         """The C model's workspace for n rows, one per thread and batch size:
-        predict may run in several threads at once."""
+        predict may run in several threads at once. Training: (workspace, the
+        view of it where a step leaves its outputs)."""
         work = getattr(self._tls, "work", None)
         if work is None:
             work = self._tls.work = {}
@@ -337,8 +352,12 @@ class Sequential(training.Trainable, Module):
         if buf is None:
             if len(work) >= 4:   # e.g. predict on many odd sizes
                 work.clear()
-            buf = work[(n, training)] = np.empty(self._cmodel.workspace_size(n, training),
-                                                 np.float32)
+            cm = self._cmodel
+            buf = np.empty(cm.workspace_size(n, training), np.float32)
+            if training:
+                off, width = cm.output_offset(n), self.out_features_
+                buf = (buf, buf[off:off + n * width].reshape(n, width))
+            work[(n, training)] = buf
         return buf
 
     def _infer(self, x, out):

@@ -179,6 +179,9 @@ class Module:
     # ------------------------------------------------------------- running
     def train(self, mode=True):
         self.training = bool(mode)
+        owner = self._owner
+        if owner is not None:
+            owner._layer_mode_changed()
         return self
 
     def eval(self):
