@@ -468,6 +468,39 @@ typedef struct fnn_train_result {
 FNN_API fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a,
                                         fnn_train_result *r);
 
+/* Many training steps in one call: batches of batch_size rows (the last one
+   shorter) taken in `order` from the whole data set, each gathered into the
+   model's own buffers and trained exactly as fnn_model_train_step would. */
+typedef struct fnn_epoch_args {
+    const float *x;         /* (rows, input): the whole training set */
+    const float *target;    /* (rows, output) float targets, or NULL */
+    const int64_t *labels;  /* (rows) class labels (cross_entropy), or NULL */
+    int64_t rows;
+    const int64_t *order;   /* (rows) a permutation of 0..rows-1, or NULL: in order */
+    int64_t batch_size;     /* >= 1 */
+    int64_t first_batch;    /* run batches first_batch, first_batch + 1, ... */
+    int64_t max_batches;    /* at most this many (<= 0: to the end of the epoch) */
+    int32_t metric;         /* FNN_METRIC_*: what `correct` counts */
+    int32_t reserved;
+} fnn_epoch_args;
+
+#define FNN_METRIC_NONE 0
+#define FNN_METRIC_ARGMAX 1     /* rows whose first largest output is the label */
+#define FNN_METRIC_SIGN 2       /* per batch: #((out > 0) == (target > 0.5)) / output */
+
+typedef struct fnn_epoch_result {
+    double loss_sum;        /* IN/OUT: += each batch's loss * its rows, in order */
+    double correct;         /* IN/OUT: += each batch's metric, in order */
+    int64_t rows, batches;  /* OUT: rows and batches trained by this call */
+    int64_t stop_batch;     /* OUT: -1, or the batch whose loss was not finite (it was
+                               applied; the call stopped after it) */
+    int64_t bad_index;      /* OUT: FNN_ERR_LABEL: the row of the data set */
+    double last_loss;       /* OUT: the loss of the last batch trained */
+} fnn_epoch_result;
+
+FNN_API fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a,
+                                         fnn_epoch_result *r);
+
 /* The output_offset a train step on n rows reports, without running one. */
 FNN_API fnn_status fnn_model_output_offset(const fnn_model *m, int64_t n, int64_t *offset);
 

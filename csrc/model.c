@@ -58,6 +58,8 @@ struct fnn_model {
     int64_t work_cap;
     int64_t *act, *scr;         /* (L + 1), (L): training workspace offsets ... */
     int64_t g[2], layout_n;     /* ... and gradient buffers, computed for layout_n rows */
+    void *gather;               /* fnn_model_train_epoch's batch buffers (grown once) */
+    size_t gather_cap;
 };
 
 static int64_t round_up(int64_t x) { return (x + ROUND - 1) / ROUND * ROUND; }
@@ -96,6 +98,7 @@ void fnn_model_free(fnn_model *m) {
     free(m->work);
     free(m->act);
     free(m->scr);
+    free(m->gather);
     free(m);
 }
 
@@ -534,6 +537,109 @@ fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train
             m->step += 1;
             m->counter += 1;
             r->output_offset = act[L];
+        }
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------- epochs */
+
+/* The metric of one batch of outputs out (n, D). */
+static double batch_metric(int32_t metric, const float *out, const float *target,
+                           const int64_t *labels, int64_t n, int64_t D) {
+    int64_t hits = 0;
+    if (metric == FNN_METRIC_ARGMAX) {
+        for (int64_t i = 0; i < n; i++) {
+            const float *o = out + i * D;
+            int64_t best = 0;   /* NumPy's argmax: the first largest, or the first NaN */
+            for (int64_t j = 0; j < D; j++) {
+                if (o[j] != o[j]) { best = j; break; }
+                if (o[j] > o[best]) best = j;
+            }
+            hits += best == labels[i];
+        }
+        return (double)hits;
+    }
+    if (metric == FNN_METRIC_SIGN) {
+        for (int64_t k = 0; k < n * D; k++) hits += (out[k] > 0.0f) == (target[k] > 0.5f);
+        return (double)hits / (double)D;
+    }
+    return 0.0;
+}
+
+fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoch_result *r) {
+    fnn__clear_error();
+    if (!m || !a || !r) return fnn__error(FNN_ERR_ARG, "model, args or result is NULL");
+    r->rows = r->batches = 0;
+    r->stop_batch = r->bad_index = -1;
+    r->last_loss = 0.0;
+    if (!m->has_loss || !m->has_opt)
+        return fnn__error(FNN_ERR_STATE, "an epoch needs a loss and an optimizer");
+    const int labels = m->ldef->labels;
+    const int64_t IN = m->numel[0], D = m->numel[m->L], bs = a->batch_size;
+    if (a->rows < 1 || bs < 1 || a->first_batch < 0)
+        return fnn__error(FNN_ERR_SIZE, "epoch: %lld rows, batch size %lld, first batch %lld",
+                          (long long)a->rows, (long long)bs, (long long)a->first_batch);
+    if (!a->x || (labels ? !a->labels : !a->target))
+        return fnn__error(FNN_ERR_ARG, "epoch: x and the %s are needed",
+                          labels ? "labels" : "targets");
+    if (a->metric == FNN_METRIC_ARGMAX ? !labels : a->metric == FNN_METRIC_SIGN && labels)
+        return fnn__error(FNN_ERR_ARG, "epoch: metric %d does not fit loss %s", (int)a->metric,
+                          m->ldef->name);
+    if (a->order)   /* a permutation: every index in range (repeats would only bias) */
+        for (int64_t i = 0; i < a->rows; i++)
+            if (a->order[i] < 0 || a->order[i] >= a->rows)
+                return fnn__error(FNN_ERR_ARG, "epoch: order[%lld] = %lld is out of range",
+                                  (long long)i, (long long)a->order[i]);
+    const int64_t rows_b = bs < a->rows ? bs : a->rows;
+    int64_t xs, ts;
+    if (fnn__mul_overflow(rows_b, IN, &xs) || fnn__mul_overflow(rows_b, labels ? 1 : D, &ts) ||
+        (uint64_t)xs > SIZE_MAX / 16 || (uint64_t)ts > SIZE_MAX / 16)
+        return fnn__error(FNN_ERR_SIZE, "epoch: batch buffers overflow");
+    size_t need = (size_t)xs * sizeof(float) + (size_t)ts * 8;
+    if (m->gather_cap < need) {
+        void *g = malloc(need);
+        if (!g) return fnn__error(FNN_ERR_NOMEM, "out of memory for the batch buffers");
+        fnn__count_alloc();
+        free(m->gather);
+        m->gather = g;
+        m->gather_cap = need;
+    }
+    float *xb = (float *)m->gather;
+    void *tb = (char *)m->gather + (size_t)xs * sizeof(float);
+    const int64_t nbatch = (a->rows + bs - 1) / bs;
+    int64_t last = a->max_batches > 0 && a->first_batch + a->max_batches < nbatch
+                       ? a->first_batch + a->max_batches : nbatch;
+    fnn_status st = FNN_OK;
+    for (int64_t b = a->first_batch; b < last && st == FNN_OK; b++) {
+        const int64_t start = b * bs, n = a->rows - start < bs ? a->rows - start : bs;
+        for (int64_t i = 0; i < n; i++) {   /* gather the batch, rows in order */
+            const int64_t row = a->order ? a->order[start + i] : start + i;
+            memcpy(xb + i * IN, a->x + row * IN, (size_t)IN * sizeof(float));
+            if (labels)
+                ((int64_t *)tb)[i] = a->labels[row];
+            else
+                memcpy((float *)tb + i * D, a->target + row * D, (size_t)D * sizeof(float));
+        }
+        fnn_train_args t = {xb, labels ? NULL : (const float *)tb,
+                            labels ? (const int64_t *)tb : NULL, n, NULL, 0};
+        fnn_train_result tr;
+        st = fnn_model_train_step(m, &t, &tr);
+        if (st == FNN_ERR_LABEL) {
+            r->bad_index = a->order ? a->order[start + tr.bad_index] : start + tr.bad_index;
+            break;
+        }
+        if (st != FNN_OK) break;
+        r->loss_sum += tr.loss * (double)n;
+        r->last_loss = tr.loss;
+        if (a->metric != FNN_METRIC_NONE)
+            r->correct += batch_metric(a->metric, m->work + tr.output_offset,
+                                       (const float *)tb, (const int64_t *)tb, n, D);
+        r->rows += n;
+        r->batches += 1;
+        if (!(tr.loss - tr.loss == 0.0)) {   /* NaN or +-Inf: stop after this batch */
+            r->stop_batch = b;
+            break;
         }
     }
     return st;

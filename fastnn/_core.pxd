@@ -197,6 +197,22 @@ cdef extern from "fastnn.h" nogil:
                                  float *work, int64_t work_size)
     fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r)
     fnn_status fnn_model_output_offset(const fnn_model *m, int64_t n, int64_t *offset)
+    ctypedef struct fnn_epoch_args:
+        const float *x
+        const float *target
+        const int64_t *labels
+        int64_t rows
+        const int64_t *order
+        int64_t batch_size
+        int64_t first_batch
+        int64_t max_batches
+        int32_t metric
+    ctypedef struct fnn_epoch_result:
+        double loss_sum
+        double correct
+        int64_t rows, batches, stop_batch, bad_index
+        double last_loss
+    fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoch_result *r)
     fnn_status fnn_model_save(const fnn_model *m, const char *path)
     fnn_status fnn_model_load(fnn_model **out, const char *path)
     fnn_status fnn_model_load_bytes(fnn_model **out, const unsigned char *data, int64_t len)

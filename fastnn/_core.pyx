@@ -1030,3 +1030,56 @@ cdef class Model:
         if s != FNN_OK:
             raise _error(s, "train_step")
         return r.loss
+
+    def train_epoch(self, x, target, order, long long batch_size, long long first_batch,
+                    long long max_batches, int metric, double loss_sum, double correct,
+                    long long steps_done, long long counter):
+        """Batches first_batch.. (at most max_batches; <= 0: all) of an epoch over the
+        whole (x, target) in `order` (int64 permutation or None), each one fused step
+        (csrc/model.c fnn_model_train_epoch). Returns (loss_sum, correct, rows,
+        batches, stop_batch, last_loss); loss_sum and correct are carried in."""
+        cdef cnp.ndarray ax = self._batch(x), at, ao
+        cdef fnn_epoch_args a
+        cdef fnn_epoch_result r
+        memset(&a, 0, sizeof(fnn_epoch_args))
+        a.rows = ax.shape[0]
+        if self.labels:
+            at = _arr(target, "labels", False, cnp.NPY_INT64)
+            if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != a.rows:
+                raise ValueError(f"labels must have shape ({a.rows},), got {_shp(at)}")
+            a.labels = <int64_t *>cnp.PyArray_DATA(at)
+        else:
+            at = _arr(target, "target", False)
+            if cnp.PyArray_NDIM(at) < 1 or at.shape[0] != a.rows or \
+                    cnp.PyArray_SIZE(at) != a.rows * self.out_size:
+                raise ValueError(f"target must have shape ({a.rows}, "
+                                 f"{', '.join(map(str, self.output_shape))}), got {_shp(at)}")
+            a.target = <float *>cnp.PyArray_DATA(at)
+        if order is not None:
+            ao = _arr(order, "order", False, cnp.NPY_INT64)
+            if cnp.PyArray_NDIM(ao) != 1 or ao.shape[0] != a.rows:
+                raise ValueError(f"order must have shape ({a.rows},), got {_shp(ao)}")
+            a.order = <int64_t *>cnp.PyArray_DATA(ao)
+            self._disjoint(ao, "order")
+        if steps_done < 0 or steps_done >= INT64_MAX // 2 or counter < 0 or \
+                counter >= INT64_MAX // 2:
+            raise ValueError(f"step or dropout counter out of range: {steps_done}, {counter}")
+        self._disjoint(ax, "x")
+        self._disjoint(at, "target")
+        a.x = <float *>cnp.PyArray_DATA(ax)
+        a.batch_size = batch_size
+        a.first_batch = first_batch
+        a.max_batches = max_batches
+        a.metric = metric
+        r.loss_sum = loss_sum
+        r.correct = correct
+        fnn_model_set_counters(self.m, steps_done, counter)
+        cdef fnn_status s
+        with nogil:
+            s = fnn_model_train_epoch(self.m, &a, &r)
+        if s == FNN_ERR_LABEL:
+            raise IndexError(f"target {target[r.bad_index]} is out of bounds for "
+                             f"{self.out_size} classes (row {r.bad_index})")
+        if s != FNN_OK:
+            raise _error(s, "train_epoch")
+        return r.loss_sum, r.correct, r.rows, r.batches, r.stop_batch, r.last_loss

@@ -53,6 +53,7 @@ def _class_weights(w, who, name):
 class _Loss:
     """Base: converts the target, calls one backend kernel, caches dpred."""
     classification = False    # report accuracy in fit/evaluate
+    _metric = 0               # the C epoch's count of `correct` (fnn.h FNN_METRIC_*)
     _dpred = None
 
     def __init__(self, reduction="mean"):
@@ -157,7 +158,7 @@ class BCEWithLogitsLoss(_Loss):
     l = -(pw · t · log σ(z) + (1 - t) · log(1 - σ(z))), computed stably as
     (1 - t) z + (1 + (pw - 1) t) softplus(-z). pos_weight (D,) weighs the
     positive term (default 1). Predicted class: z > 0."""
-    _plan_name = "bce_with_logits"
+    _plan_name, _metric = "bce_with_logits", 2      # FNN_METRIC_SIGN
     classification = True
 
     def __init__(self, pos_weight=None, reduction="mean"):
@@ -186,7 +187,7 @@ class CrossEntropyLoss(_Loss):
     y_i != ignore_index (PyTorch's weighted mean). dL/dz_ij = w[y_i] (softmax(z_i)_j -
     [j = y_i]) / Σ w. weight (C,): per-class weights, e.g. to make a missed
     diagnosis cost more. Predicted class: argmax_j z_ij."""
-    _plan_name = "cross_entropy"
+    _plan_name, _metric = "cross_entropy", 1        # FNN_METRIC_ARGMAX
     classification = True
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):

@@ -150,30 +150,17 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
         t0 = time.perf_counter()
-        total = correct = 0.0
-        seen = 0
         order = rng.permutation(len(X)) if shuffle else None
-        for step, start in enumerate(range(0, len(X), batch_size)):
-            if order is None:   # views: no copy
-                xb, yb = X[start:start + batch_size], y[start:start + batch_size]
-            else:               # gathered into buffers allocated once per fit
-                idx = order[start:start + batch_size]
-                xb = np.take(X, idx, axis=0, out=xbuf[:len(idx)], mode="clip")
-                yb = np.take(y, idx, axis=0, out=ybuf[:len(idx)], mode="clip")
-            value, out = model._train_step(xb, yb, loss, optimizer)
-            if nonfinite_raises and not math.isfinite(value):
-                raise FloatingPointError(
-                    f"loss is {value} at epoch {epoch + 1}, step {step + 1}: training "
-                    f"diverged; lower the learning rate (now {optimizer.lr:g})")
-            total += value * len(xb)
-            seen += len(xb)
-            if loss.classification:
-                correct += loss.correct(out, yb)
-            if batch_cbs:
-                for cb in batch_cbs:
-                    cb.on_train_batch_end(step, {"loss": value, "size": len(xb)})
-                if model.stop_training:
-                    break
+        # the whole epoch in C, Python regaining control every ~50 ms (Ctrl-C, and
+        # nothing per step): when no callback needs each batch and the step is fused
+        cm = None if batch_cbs or not nonfinite_raises else model._epoch_model(loss, optimizer)
+        if cm is not None:
+            total, correct, seen = _epoch_in_c(model, cm, X, y, order, batch_size, loss,
+                                               optimizer, epoch)
+        else:
+            total, correct, seen = _epoch_by_step(model, X, y, order, batch_size, loss,
+                                                  optimizer, epoch, xbuf, ybuf, batch_cbs,
+                                                  nonfinite_raises)
         logs = {"loss": total / seen}
         if loss.classification:
             logs["accuracy"] = correct / seen
@@ -193,6 +180,67 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
     for cb in callbacks:
         cb.on_train_end({})
     return history
+
+
+def _diverged(value, epoch, step, optimizer):
+    return FloatingPointError(
+        f"loss is {value} at epoch {epoch + 1}, step {step + 1}: training "
+        f"diverged; lower the learning rate (now {optimizer.lr:g})")
+
+
+def _epoch_by_step(model, X, y, order, batch_size, loss, optimizer, epoch, xbuf, ybuf,
+                   batch_cbs, nonfinite_raises):
+    """One epoch, one ``model._train_step`` per batch; returns (loss sum, correct, rows)."""
+    total = correct = 0.0
+    seen = 0
+    for step, start in enumerate(range(0, len(X), batch_size)):
+        if order is None:   # views: no copy
+            xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+        else:               # gathered into buffers allocated once per fit
+            idx = order[start:start + batch_size]
+            xb = np.take(X, idx, axis=0, out=xbuf[:len(idx)], mode="clip")
+            yb = np.take(y, idx, axis=0, out=ybuf[:len(idx)], mode="clip")
+        value, out = model._train_step(xb, yb, loss, optimizer)
+        if nonfinite_raises and not math.isfinite(value):
+            raise _diverged(value, epoch, step, optimizer)
+        total += value * len(xb)
+        seen += len(xb)
+        if loss.classification:
+            correct += loss.correct(out, yb)
+        if batch_cbs:
+            for cb in batch_cbs:
+                cb.on_train_batch_end(step, {"loss": value, "size": len(xb)})
+            if model.stop_training:
+                break
+    return total, correct, seen
+
+
+# Seconds of training per C call in _epoch_in_c: how soon Ctrl-C is seen.
+EPOCH_SLICE_SECONDS = 0.05
+
+
+def _epoch_in_c(model, cm, X, y, order, batch_size, loss, optimizer, epoch):
+    """One epoch through ``fnn_model_train_epoch``: the same batches, gathers, steps
+    and sums, in the same order, as _epoch_by_step (same bits), in calls of about
+    EPOCH_SLICE_SECONDS each so that Python handles signals between them."""
+    total = correct = 0.0
+    seen, first, chunk = 0, 0, 1
+    nbatch = -(-len(X) // batch_size)
+    order = None if order is None else np.ascontiguousarray(order, dtype=np.int64)
+    while first < nbatch:
+        t0 = time.perf_counter()
+        total, correct, rows, done, stop, last = cm.train_epoch(
+            X, y, order, batch_size, first, chunk, loss._metric, total, correct,
+            optimizer.step_count, model._counter)
+        model._counter += done
+        optimizer.step_count += done
+        seen += rows
+        if stop >= 0:
+            raise _diverged(last, epoch, stop, optimizer)
+        first += done
+        dt = time.perf_counter() - t0
+        chunk = max(1, min(8 * chunk, int(chunk * EPOCH_SLICE_SECONDS / dt) if dt > 0 else 8 * chunk))
+    return total, correct, seen
 
 
 def _predict(model, X, batch_size):

@@ -114,15 +114,24 @@ def test_fused_training_matches_numpy_reference():
 
 
 def test_fit_uses_the_fused_step(monkeypatch):
+    """fit hands each epoch to C (fnn_model_train_epoch) and no step to Python;
+    with a callback that needs every batch it makes one fused step per batch."""
     X, y = make_moons(200, noise=0.1, seed=0)
-    model = fnn.Sequential(fnn.Linear(2, 16), fnn.ReLU(), fnn.Linear(16, 2), seed=0)
-    calls = []
-    real = model._bound_step
-    monkeypatch.setattr(model, "_bound_step",
-                        lambda *a: _Spy(real(*a), calls))
-    model.fit(X, y, loss="cross_entropy", optimizer=fnn.Adam(model.parameters(), 1e-2),
-              epochs=2, batch_size=64, verbose=0)
-    assert calls.count("train_step") == 2 * 4   # 200 samples: 3 full batches + 1 short
+    for batch_cb in (False, True):
+        model = fnn.Sequential(fnn.Linear(2, 16), fnn.ReLU(), fnn.Linear(16, 2), seed=0)
+        calls = []
+        real = model._bound_step
+        monkeypatch.setattr(model, "_bound_step", lambda *a: _Spy(real(*a), calls))
+        cbs = [fnn.TerminateOnNaN()] if batch_cb else []
+        model.fit(X, y, loss="cross_entropy", optimizer=fnn.Adam(model.parameters(), 1e-2),
+                  epochs=2, batch_size=64, verbose=0, callbacks=cbs)
+        if batch_cb:
+            assert calls.count("train_step") == 2 * 4   # 200 samples: 3 full batches + 1 short
+            assert calls.count("train_epoch") == 0
+        else:
+            assert calls.count("train_step") == 0
+            assert 2 <= calls.count("train_epoch") <= 2 * 4
+        assert model._counter == 2 * 4
 
 
 class _Spy:

@@ -313,6 +313,13 @@ class Sequential(training.Trainable, Module):
         return loss, out
 
     # ---------------------------------------------------------- the C model
+    def _epoch_model(self, loss_fn, optimizer):
+        """The C model bound for a whole epoch in C (fit), or None: the same
+        conditions as a fused step."""
+        if self.training and self.fused and self._layers_training:
+            return self._bound_step(loss_fn, optimizer)
+        return None
+
     def _bound_step(self, loss_fn, optimizer):
         """The C model bound to (loss, optimizer), or None when the step cannot
         be fused (see _get_plan; a user loss or optimizer class; non-flat
