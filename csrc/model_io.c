@@ -745,6 +745,7 @@ out:
 #else /* no POSIX: plain stdio, not atomic */
 
 fnn_status fnn_model_save(const fnn_model *m, const char *path) {
+    fnn__clear_error();
     if (!m || !path || !path[0])
         return fnn__error(FNN_ERR_ARG, "fnn_model_save: %s is NULL or empty",
                           m ? "path" : "model");

@@ -985,6 +985,22 @@ cdef class Model:
             raise _error(s, "output_offset")
         return off
 
+    cdef cnp.ndarray _target(self, object target, int64_t n):
+        """The batch's int64 labels (n,) for cross-entropy, else float32 targets
+        (n, *output), checked."""
+        cdef cnp.ndarray at
+        if self.labels:
+            at = _arr(target, "labels", False, cnp.NPY_INT64)
+            if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != n:
+                raise ValueError(f"labels must have shape ({n},), got {_shp(at)}")
+        else:
+            at = _arr(target, "target", False)
+            if cnp.PyArray_NDIM(at) < 1 or at.shape[0] != n or \
+                    cnp.PyArray_SIZE(at) != n * self.out_size:
+                raise ValueError(f"target must have shape ({n}, "
+                                 f"{', '.join(map(str, self.output_shape))}), got {_shp(at)}")
+        return at
+
     def train_step(self, x, target, work, long long steps_done, long long counter):
         """One fused training step on (x, target); returns the loss (before the update).
 
@@ -994,20 +1010,9 @@ cdef class Model:
         cdef fnn_train_args a
         cdef fnn_train_result r
         a.n = ax.shape[0]
-        a.target = NULL
-        a.labels = NULL
-        if self.labels:
-            at = _arr(target, "labels", False, cnp.NPY_INT64)
-            if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != a.n:
-                raise ValueError(f"labels must have shape ({a.n},), got {_shp(at)}")
-            a.labels = <int64_t *>cnp.PyArray_DATA(at)
-        else:
-            at = _arr(target, "target", False)
-            if cnp.PyArray_NDIM(at) < 1 or at.shape[0] != a.n or \
-                    cnp.PyArray_SIZE(at) != a.n * self.out_size:
-                raise ValueError(f"target must have shape ({a.n}, "
-                                 f"{', '.join(map(str, self.output_shape))}), got {_shp(at)}")
-            a.target = <float *>cnp.PyArray_DATA(at)
+        at = self._target(target, a.n)
+        a.labels = <int64_t *>cnp.PyArray_DATA(at) if self.labels else NULL
+        a.target = NULL if self.labels else <float *>cnp.PyArray_DATA(at)
         if steps_done < 0:
             raise ValueError(f"step must be >= 1, got {steps_done + 1}")
         if steps_done >= INT64_MAX or counter >= INT64_MAX or counter < -1:
@@ -1043,18 +1048,9 @@ cdef class Model:
         cdef fnn_epoch_result r
         memset(&a, 0, sizeof(fnn_epoch_args))
         a.rows = ax.shape[0]
-        if self.labels:
-            at = _arr(target, "labels", False, cnp.NPY_INT64)
-            if cnp.PyArray_NDIM(at) != 1 or at.shape[0] != a.rows:
-                raise ValueError(f"labels must have shape ({a.rows},), got {_shp(at)}")
-            a.labels = <int64_t *>cnp.PyArray_DATA(at)
-        else:
-            at = _arr(target, "target", False)
-            if cnp.PyArray_NDIM(at) < 1 or at.shape[0] != a.rows or \
-                    cnp.PyArray_SIZE(at) != a.rows * self.out_size:
-                raise ValueError(f"target must have shape ({a.rows}, "
-                                 f"{', '.join(map(str, self.output_shape))}), got {_shp(at)}")
-            a.target = <float *>cnp.PyArray_DATA(at)
+        at = self._target(target, a.rows)
+        a.labels = <int64_t *>cnp.PyArray_DATA(at) if self.labels else NULL
+        a.target = NULL if self.labels else <float *>cnp.PyArray_DATA(at)
         if order is not None:
             ao = _arr(order, "order", False, cnp.NPY_INT64)
             if cnp.PyArray_NDIM(ao) != 1 or ao.shape[0] != a.rows:
