@@ -596,7 +596,9 @@ fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoc
     if (fnn__mul_overflow(rows_b, IN, &xs) || fnn__mul_overflow(rows_b, labels ? 1 : D, &ts) ||
         (uint64_t)xs > SIZE_MAX / 16 || (uint64_t)ts > SIZE_MAX / 16)
         return fnn__error(FNN_ERR_SIZE, "epoch: batch buffers overflow");
-    size_t need = (size_t)xs * sizeof(float) + (size_t)ts * 8;
+    /* the x part rounded up to 64 bytes: the labels after it are int64 */
+    const size_t xbytes = ((size_t)xs * sizeof(float) + 63) / 64 * 64;
+    size_t need = xbytes + (size_t)ts * 8;
     if (m->gather_cap < need) {
         void *g = malloc(need);
         if (!g) return fnn__error(FNN_ERR_NOMEM, "out of memory for the batch buffers");
@@ -606,7 +608,7 @@ fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoc
         m->gather_cap = need;
     }
     float *xb = (float *)m->gather;
-    void *tb = (char *)m->gather + (size_t)xs * sizeof(float);
+    void *tb = (char *)m->gather + xbytes;
     const int64_t nbatch = (a->rows + bs - 1) / bs;
     int64_t last = a->max_batches > 0 && a->first_batch + a->max_batches < nbatch
                        ? a->first_batch + a->max_batches : nbatch;
