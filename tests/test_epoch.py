@@ -93,7 +93,10 @@ def test_ctrl_c_stops_a_long_fit_quickly_and_leaves_a_usable_model(tmp_path):
             m.save({str(tmp_path / 'm.fnn')!r})
             print("interrupted", bool(np.isfinite(out).all()), flush=True)
     """))
-    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(fnn.__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                         env=env)
     try:
         assert p.stdout.readline().strip() == "ready"
         time.sleep(1.5)
