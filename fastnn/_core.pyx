@@ -599,6 +599,20 @@ OPTIM_ARGS = {
 }
 
 
+cdef void _set_hyper(fnn_optim_desc *d, dict hp) except *:
+    """An optimizer descriptor's hyperparameters from a dict (missing: 0)."""
+    d.lr = hp.get("lr", 0.0)
+    d.weight_decay = hp.get("weight_decay", 0.0)
+    d.eps = hp.get("eps", 0.0)
+    d.momentum = hp.get("momentum", 0.0)
+    d.dampening = hp.get("dampening", 0.0)
+    d.beta1 = hp.get("beta1", 0.0)
+    d.beta2 = hp.get("beta2", 0.0)
+    d.alpha = hp.get("alpha", 0.0)
+    d.lr_decay = hp.get("lr_decay", 0.0)
+    d.nesterov = bool(hp.get("nesterov", False))
+
+
 cdef _update(str name, tuple snames, tuple hnames, tuple args):
     cdef int ns = len(snames), k, j
     if len(args) != ns + 3 + len(hnames):
@@ -616,16 +630,8 @@ cdef _update(str name, tuple snames, tuple hnames, tuple args):
         for j in range(k + 1, ns):
             _no_overlap(states[k], snames[k], states[j], snames[j])
     cdef bytes bname = ("adamw" if hp.get("decoupled") else name).encode()
+    _set_hyper(&d, hp)
     d.name = bname
-    d.weight_decay = hp.get("weight_decay", 0.0)
-    d.eps = hp.get("eps", 0.0)
-    d.momentum = hp.get("momentum", 0.0)
-    d.dampening = hp.get("dampening", 0.0)
-    d.beta1 = hp.get("beta1", 0.0)
-    d.beta2 = hp.get("beta2", 0.0)
-    d.alpha = hp.get("alpha", 0.0)
-    d.lr_decay = hp.get("lr_decay", 0.0)
-    d.nesterov = bool(hp.get("nesterov", False))
     for k in range(fnn_optim_num_state(&d)):
         if states[k] is None:
             raise ValueError(f"{name}_update needs the state buffer {snames[k]} with these "
@@ -927,18 +933,9 @@ cdef class Model:
         cdef fnn_optim_desc d
         memset(&d, 0, sizeof(fnn_optim_desc))
         cdef bytes bname = name.encode()
+        _set_hyper(&d, hp)
         d.name = bname
-        d.lr = hp.get("lr", 0.0)
-        d.weight_decay = hp.get("weight_decay", 0.0)
-        d.eps = hp.get("eps", 0.0)
-        d.momentum = hp.get("momentum", 0.0)
-        d.dampening = hp.get("dampening", 0.0)
-        d.beta1 = hp.get("beta1", 0.0)
-        d.beta2 = hp.get("beta2", 0.0)
-        d.alpha = hp.get("alpha", 0.0)
-        d.lr_decay = hp.get("lr_decay", 0.0)
         d.max_grad_norm = hp.get("max_grad_norm", 0.0) or 0.0
-        d.nesterov = bool(hp.get("nesterov", False))
         _step_ok(1, d.lr)
         cdef int64_t P = cnp.PyArray_SIZE(self.params)
         states = tuple(states)
