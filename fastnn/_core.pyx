@@ -998,6 +998,21 @@ cdef class Model:
                                  f"{', '.join(map(str, self.output_shape))}), got {_shp(at)}")
         return at
 
+    cdef void _check_counters(self, long long steps_done, long long counter) except *:
+        """Steps and training passes made so far, with room for an epoch's worth more."""
+        if steps_done < 0:
+            raise ValueError(f"step must be >= 1, got {steps_done + 1}")
+        if steps_done >= INT64_MAX // 2 or counter >= INT64_MAX // 2 or counter < -1:
+            raise ValueError(f"step or dropout counter out of range: {steps_done}, {counter}")
+
+    cdef void _step_status(self, fnn_status s, object target, int64_t bad, str where) except *:
+        """The exception for a failed train step or epoch (a bad label names its row)."""
+        if s == FNN_ERR_LABEL:
+            raise IndexError(f"target {target[bad]} is out of bounds for {self.out_size} "
+                             f"classes (row {bad})")
+        if s != FNN_OK:
+            raise _error(s, where)
+
     def train_step(self, x, target, work, long long steps_done, long long counter):
         """One fused training step on (x, target); returns the loss (before the update).
 
@@ -1010,10 +1025,7 @@ cdef class Model:
         at = self._target(target, a.n)
         a.labels = <int64_t *>cnp.PyArray_DATA(at) if self.labels else NULL
         a.target = NULL if self.labels else <float *>cnp.PyArray_DATA(at)
-        if steps_done < 0:
-            raise ValueError(f"step must be >= 1, got {steps_done + 1}")
-        if steps_done >= INT64_MAX or counter >= INT64_MAX or counter < -1:
-            raise ValueError(f"step or dropout counter out of range: {steps_done}, {counter}")
+        self._check_counters(steps_done, counter)
         self._disjoint(aw, "work")
         self._disjoint(ax, "x")
         self._disjoint(at, "target")
@@ -1026,11 +1038,7 @@ cdef class Model:
         cdef fnn_status s
         with nogil:
             s = fnn_model_train_step(self.m, &a, &r)
-        if s == FNN_ERR_LABEL:
-            raise IndexError(f"target {target[r.bad_index]} is out of bounds for "
-                             f"{self.out_size} classes (row {r.bad_index})")
-        if s != FNN_OK:
-            raise _error(s, "train_step")
+        self._step_status(s, target, r.bad_index, "train_step")
         return r.loss
 
     def train_epoch(self, x, target, order, long long batch_size, long long first_batch,
@@ -1054,9 +1062,7 @@ cdef class Model:
                 raise ValueError(f"order must have shape ({a.rows},), got {_shp(ao)}")
             a.order = <int64_t *>cnp.PyArray_DATA(ao)
             self._disjoint(ao, "order")
-        if steps_done < 0 or steps_done >= INT64_MAX // 2 or counter < 0 or \
-                counter >= INT64_MAX // 2:
-            raise ValueError(f"step or dropout counter out of range: {steps_done}, {counter}")
+        self._check_counters(steps_done, counter)
         self._disjoint(ax, "x")
         self._disjoint(at, "target")
         a.x = <float *>cnp.PyArray_DATA(ax)
@@ -1070,9 +1076,5 @@ cdef class Model:
         cdef fnn_status s
         with nogil:
             s = fnn_model_train_epoch(self.m, &a, &r)
-        if s == FNN_ERR_LABEL:
-            raise IndexError(f"target {target[r.bad_index]} is out of bounds for "
-                             f"{self.out_size} classes (row {r.bad_index})")
-        if s != FNN_OK:
-            raise _error(s, "train_epoch")
+        self._step_status(s, target, r.bad_index, "train_epoch")
         return r.loss_sum, r.correct, r.rows, r.batches, r.stop_batch, r.last_loss
