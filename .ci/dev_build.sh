@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 exec 9>/tmp/fastnn_dev_build.lock
 flock 9
-out=/tmp/fastnn_dev_build
+# one build folder per source tree: worktrees never share stale objects
+out=/tmp/fastnn_dev_build/$(pwd -P | md5sum | cut -c1-12)
 python setup.py -q build_ext -b "$out/lib" -t "$out/tmp" "$@"
 so=$(ls "$out"/lib/fastnn/_core*.so)
 cp "$so" fastnn/.core_new.so
