@@ -376,6 +376,17 @@ FNN_API fnn_status fnn_loss_eval(const fnn_loss_desc *d, double *loss, float *dp
                                  const float *pred, const float *target,
                                  const int64_t *labels, int64_t N, int64_t D,
                                  int64_t *bad_index);
+/* The same with per-row (sample) weights: loss = sum_i w_i l_i / denom, where
+   l_i is row i's loss (its class weight included; summed over the D outputs
+   and divided by D for the elementwise losses). sample_weight (N) finite and
+   >= 0, or NULL (all 1); denom <= 0: the total weight, sum_i w_i (times the
+   class weight for cross-entropy), a weighted mean; denom > 0: a fixed
+   denominator (Keras divides by N; a data-parallel rank by the global batch). */
+FNN_API fnn_status fnn_loss_eval_weighted(const fnn_loss_desc *d, double *loss, float *dpred,
+                                          const float *pred, const float *target,
+                                          const int64_t *labels, const float *sample_weight,
+                                          double denom, int64_t N, int64_t D,
+                                          int64_t *bad_index);
 
 /* ------------------------------------------------------------ the model */
 /* fnn_model owns a network's layout, its flat parameter, gradient and
@@ -453,6 +464,9 @@ typedef struct fnn_train_args {
     float *work;            /* fnn_model_workspace_size(m, n, 1) floats, or NULL:
                                the model's own (grown once, then reused) */
     int64_t work_size;
+    const float *sample_weight;  /* (n) row weights, or NULL (all 1) */
+    double denom;           /* the loss's denominator (fnn_loss_eval_weighted);
+                               <= 0: the total weight (the plain mean unweighted) */
 } fnn_train_args;
 
 typedef struct fnn_train_result {
@@ -464,9 +478,21 @@ typedef struct fnn_train_result {
 /* One training step in one call: forward (training mode), loss, backward
    (gradients OVERWRITTEN), one optimizer update. Needs a loss and an
    optimizer. Allocates nothing once the workspace exists. On error the
-   parameters are unchanged. */
+   parameters are unchanged. Zero-initialise the args (memset) so that
+   fields added later keep their defaults. */
 FNN_API fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a,
                                         fnn_train_result *r);
+
+/* The two halves of fnn_model_train_step, for a caller that works on the
+   gradients in between (averages them across processes, feeds an external
+   optimizer such as L-BFGS): compute_gradients runs the forward pass, the
+   loss and the backward pass (needs a loss, not an optimizer), OVERWRITES
+   the gradients and changes nothing else; apply_gradients clips and
+   applies one optimizer update from the current gradients and advances the
+   step and dropout counters. compute then apply equals one train step. */
+FNN_API fnn_status fnn_model_compute_gradients(fnn_model *m, const fnn_train_args *a,
+                                               fnn_train_result *r);
+FNN_API fnn_status fnn_model_apply_gradients(fnn_model *m);
 
 /* Many training steps in one call: batches of batch_size rows (the last one
    shorter) taken in `order` from the whole data set, each gathered into the
@@ -481,8 +507,12 @@ typedef struct fnn_epoch_args {
     int64_t first_batch;    /* run batches first_batch, first_batch + 1, ... */
     int64_t max_batches;    /* at most this many (<= 0: to the end of the epoch) */
     int32_t metric;         /* FNN_METRIC_*: what `correct` counts */
-    int32_t reserved;
+    int32_t weight_norm;    /* with sample_weight: FNN_WEIGHTS_MEAN or FNN_WEIGHTS_ROWS */
+    const float *sample_weight;  /* (rows) row weights, gathered like x; or NULL */
 } fnn_epoch_args;
+
+#define FNN_WEIGHTS_MEAN 0      /* each batch's loss: sum w l / sum w (sklearn) */
+#define FNN_WEIGHTS_ROWS 1      /* each batch's loss: sum w l / its rows (Keras) */
 
 #define FNN_METRIC_NONE 0
 #define FNN_METRIC_ARGMAX 1     /* rows whose first largest output is the label */

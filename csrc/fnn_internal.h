@@ -176,4 +176,24 @@ static inline void fnn__thread_range(int64_t n, int64_t *lo, int64_t *hi) {
     } while (0)
 #endif
 
+/* The losses of csrc/losses.c with row (sample) weights rw (N values, finite
+   and >= 0, or NULL) and a denominator (<= 0: the total weight): see the top
+   comment of losses.c. The public fnn_*_loss are these with rw NULL, denom 0. */
+fnn_status fnn__mse_loss_w(double *loss, float *dpred, const float *pred,
+                           const float *target, const float *rw, double denom,
+                           int64_t N, int64_t D);
+fnn_status fnn__mae_loss_w(double *loss, float *dpred, const float *pred,
+                           const float *target, const float *rw, double denom,
+                           int64_t N, int64_t D);
+fnn_status fnn__huber_loss_w(double *loss, float *dpred, const float *pred,
+                             const float *target, const float *rw, double denom,
+                             int64_t N, int64_t D, float delta);
+fnn_status fnn__bce_with_logits_loss_w(double *loss, float *dpred, const float *logits,
+                                       const float *target, const float *pos_weight,
+                                       const float *rw, double denom, int64_t N, int64_t D);
+fnn_status fnn__cross_entropy_loss_w(double *loss, float *dpred, const float *logits,
+                                     const int64_t *labels, const float *weight,
+                                     const float *rw, double denom, int64_t N, int64_t C,
+                                     int64_t ignore_index, int64_t *bad_index);
+
 #endif /* FNN_INTERNAL_H */

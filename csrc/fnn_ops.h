@@ -55,9 +55,11 @@ typedef struct fnn_loss_def {
     const char *name;
     int32_t labels;         /* 1: integer class labels; 0: float targets like pred */
     int32_t weighted;       /* 1: takes weight (C or D values) */
+    /* rw: (N) row weights or NULL; denom <= 0: the total weight (losses.c) */
     fnn_status (*eval)(const fnn_loss_desc *d, double *loss, float *dpred,
                        const float *pred, const float *target, const int64_t *labels,
-                       int64_t N, int64_t D, int64_t *bad_index);
+                       const float *rw, double denom, int64_t N, int64_t D,
+                       int64_t *bad_index);
 } fnn_loss_def;
 
 typedef struct fnn_optim_def {

@@ -24,6 +24,7 @@
  * in the same order, so the two give the same bits at a fixed thread count.
  * Size letters: L nodes, P parameters, B buffers, n batch rows.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,15 +461,8 @@ fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int
     return st;
 }
 
-fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r) {
-    fnn__clear_error();
-    if (!m || !a || !r) return fnn__error(FNN_ERR_ARG, "model, args or result is NULL");
-    r->loss = 0.0;
-    r->bad_index = -1;
-    r->output_offset = 0;
-    if (!m->has_loss) return fnn__error(FNN_ERR_STATE, "no loss: call fnn_model_set_loss first");
-    if (!m->has_opt)
-        return fnn__error(FNN_ERR_STATE, "no optimizer: call fnn_model_set_optimizer first");
+/* Forward (training mode), loss and backward: the gradients OVERWRITTEN. */
+static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_result *r) {
     const int64_t n = a->n, L = m->L;
     if (n < 1) return fnn__error(FNN_ERR_SIZE, "train step: batch of %lld rows", (long long)n);
     if (!a->x) return fnn__error(FNN_ERR_ARG, "train step: x is NULL");
@@ -512,8 +506,8 @@ fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train
     }
     /* loss and d(loss)/d(output) into g[0]; labels are checked before any write */
     if (st == FNN_OK)
-        st = m->ldef->eval(&m->loss, &r->loss, work + g[0], cur, a->target, a->labels, n,
-                           m->numel[L], &r->bad_index);
+        st = m->ldef->eval(&m->loss, &r->loss, work + g[0], cur, a->target, a->labels,
+                           a->sample_weight, a->denom, n, m->numel[L], &r->bad_index);
     if (st == FNN_ERR_LABEL)
         fnn__error(st, "label at row %lld is out of range for %lld classes",
                    (long long)r->bad_index, (long long)m->numel[L]);
@@ -531,15 +525,56 @@ fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train
             k ^= 1;
         }
     }
+    if (st == FNN_OK) r->output_offset = act[L];
+    return st;
+}
+
+/* Clip and update from the current gradients; advance the counters. */
+static fnn_status apply(fnn_model *m) {
+    fnn_status st = fnn__optim_apply(m->odef, &m->opt, m->params, m->grads, m->P, m->step + 1);
     if (st == FNN_OK) {
-        st = fnn__optim_apply(m->odef, &m->opt, m->params, m->grads, m->P, m->step + 1);
-        if (st == FNN_OK) {
-            m->step += 1;
-            m->counter += 1;
-            r->output_offset = act[L];
-        }
+        m->step += 1;
+        m->counter += 1;
     }
     return st;
+}
+
+/* The checks every entry point that trains makes; need_opt: also an optimizer. */
+static fnn_status begin_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r,
+                             int need_opt) {
+    fnn__clear_error();
+    if (!m || !a || !r) return fnn__error(FNN_ERR_ARG, "model, args or result is NULL");
+    r->loss = 0.0;
+    r->bad_index = -1;
+    r->output_offset = 0;
+    if (!m->has_loss) return fnn__error(FNN_ERR_STATE, "no loss: call fnn_model_set_loss first");
+    if (need_opt && !m->has_opt)
+        return fnn__error(FNN_ERR_STATE, "no optimizer: call fnn_model_set_optimizer first");
+    if (!isfinite(a->denom))
+        return fnn__error(FNN_ERR_ARG, "train step: denominator %g is not finite", a->denom);
+    return FNN_OK;
+}
+
+fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r) {
+    fnn_status st = begin_step(m, a, r, 1);
+    if (st == FNN_OK) st = gradients(m, a, r);
+    if (st == FNN_OK) st = apply(m);
+    if (st != FNN_OK) r->output_offset = 0;
+    return st;
+}
+
+fnn_status fnn_model_compute_gradients(fnn_model *m, const fnn_train_args *a,
+                                       fnn_train_result *r) {
+    fnn_status st = begin_step(m, a, r, 0);
+    return st == FNN_OK ? gradients(m, a, r) : st;
+}
+
+fnn_status fnn_model_apply_gradients(fnn_model *m) {
+    fnn__clear_error();
+    if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
+    if (!m->has_opt)
+        return fnn__error(FNN_ERR_STATE, "no optimizer: call fnn_model_set_optimizer first");
+    return apply(m);
 }
 
 /* ------------------------------------------------------------- epochs */
@@ -586,6 +621,14 @@ fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoc
     if (a->metric == FNN_METRIC_ARGMAX ? !labels : a->metric == FNN_METRIC_SIGN && labels)
         return fnn__error(FNN_ERR_ARG, "epoch: metric %d does not fit loss %s", (int)a->metric,
                           m->ldef->name);
+    if (a->weight_norm != FNN_WEIGHTS_MEAN && a->weight_norm != FNN_WEIGHTS_ROWS)
+        return fnn__error(FNN_ERR_ARG, "epoch: unknown weight_norm %d", (int)a->weight_norm);
+    if (a->sample_weight)   /* checked here, so that a message names the data set's row */
+        for (int64_t i = 0; i < a->rows; i++)
+            if (!(a->sample_weight[i] >= 0.0f && a->sample_weight[i] <= FLT_MAX))
+                return fnn__error(FNN_ERR_ARG, "sample weight at row %lld is %g: weights "
+                                  "must be finite and >= 0", (long long)i,
+                                  (double)a->sample_weight[i]);
     if (a->order)   /* a permutation: every index in range (repeats would only bias) */
         for (int64_t i = 0; i < a->rows; i++)
             if (a->order[i] < 0 || a->order[i] >= a->rows)
@@ -598,7 +641,8 @@ fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoc
         return fnn__error(FNN_ERR_SIZE, "epoch: batch buffers overflow");
     /* the x part rounded up to 64 bytes: the labels after it are int64 */
     const size_t xbytes = ((size_t)xs * sizeof(float) + 63) / 64 * 64;
-    size_t need = xbytes + (size_t)ts * 8;
+    const size_t tbytes = ((size_t)ts * 8 + 63) / 64 * 64;
+    size_t need = xbytes + tbytes + (a->sample_weight ? (size_t)rows_b * sizeof(float) : 0);
     if (m->gather_cap < need) {
         void *g = malloc(need);
         if (!g) return fnn__error(FNN_ERR_NOMEM, "out of memory for the batch buffers");
@@ -609,6 +653,7 @@ fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoc
     }
     float *xb = (float *)m->gather;
     void *tb = (char *)m->gather + xbytes;
+    float *wb = a->sample_weight ? (float *)((char *)m->gather + xbytes + tbytes) : NULL;
     const int64_t nbatch = (a->rows + bs - 1) / bs;
     int64_t last = a->max_batches > 0 && a->first_batch + a->max_batches < nbatch
                        ? a->first_batch + a->max_batches : nbatch;
@@ -622,9 +667,11 @@ fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoc
                 ((int64_t *)tb)[i] = a->labels[row];
             else
                 memcpy((float *)tb + i * D, a->target + row * D, (size_t)D * sizeof(float));
+            if (wb) wb[i] = a->sample_weight[row];
         }
         fnn_train_args t = {xb, labels ? NULL : (const float *)tb,
-                            labels ? (const int64_t *)tb : NULL, n, NULL, 0};
+                            labels ? (const int64_t *)tb : NULL, n, NULL, 0, wb,
+                            wb && a->weight_norm == FNN_WEIGHTS_ROWS ? (double)n : 0.0};
         fnn_train_result tr;
         st = fnn_model_train_step(m, &t, &tr);
         if (st == FNN_ERR_LABEL) {

@@ -335,40 +335,35 @@ fnn_status fnn_op_init(const fnn_node *node, const fnn_shape *in, const fnn_node
 
 /* -------------------------------------------------------------- losses */
 
-static fnn_status mse_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
-                           const float *target, const int64_t *labels, int64_t N, int64_t D,
-                           int64_t *bad) {
+#define LOSS_EVAL(name) \
+    static fnn_status name(const fnn_loss_desc *d, double *loss, float *dpred, \
+                           const float *pred, const float *target, const int64_t *labels, \
+                           const float *rw, double denom, int64_t N, int64_t D, int64_t *bad)
+
+LOSS_EVAL(mse_eval) {
     (void)d; (void)labels; (void)bad;
-    return fnn_mse_loss(loss, dpred, pred, target, N, D);
+    return fnn__mse_loss_w(loss, dpred, pred, target, rw, denom, N, D);
 }
 
-static fnn_status mae_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
-                           const float *target, const int64_t *labels, int64_t N, int64_t D,
-                           int64_t *bad) {
+LOSS_EVAL(mae_eval) {
     (void)d; (void)labels; (void)bad;
-    return fnn_mae_loss(loss, dpred, pred, target, N, D);
+    return fnn__mae_loss_w(loss, dpred, pred, target, rw, denom, N, D);
 }
 
-static fnn_status huber_eval(const fnn_loss_desc *d, double *loss, float *dpred,
-                             const float *pred, const float *target, const int64_t *labels,
-                             int64_t N, int64_t D, int64_t *bad) {
+LOSS_EVAL(huber_eval) {
     (void)labels; (void)bad;
-    return fnn_huber_loss(loss, dpred, pred, target, N, D, d->delta);
+    return fnn__huber_loss_w(loss, dpred, pred, target, rw, denom, N, D, d->delta);
 }
 
-static fnn_status bce_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
-                           const float *target, const int64_t *labels, int64_t N, int64_t D,
-                           int64_t *bad) {
+LOSS_EVAL(bce_eval) {
     (void)labels; (void)bad;
-    return fnn_bce_with_logits_loss(loss, dpred, pred, target, d->weight, N, D);
+    return fnn__bce_with_logits_loss_w(loss, dpred, pred, target, d->weight, rw, denom, N, D);
 }
 
-static fnn_status ce_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
-                          const float *target, const int64_t *labels, int64_t N, int64_t D,
-                          int64_t *bad) {
+LOSS_EVAL(ce_eval) {
     (void)target;
-    return fnn_cross_entropy_loss(loss, dpred, pred, labels, d->weight, N, D, d->ignore_index,
-                                  bad);
+    return fnn__cross_entropy_loss_w(loss, dpred, pred, labels, d->weight, rw, denom, N, D,
+                                     d->ignore_index, bad);
 }
 
 static const fnn_loss_def LOSSES[] = {
@@ -395,6 +390,14 @@ const fnn_loss_def *fnn__loss_lookup(const char *name) {
 fnn_status fnn_loss_eval(const fnn_loss_desc *d, double *loss, float *dpred, const float *pred,
                          const float *target, const int64_t *labels, int64_t N, int64_t D,
                          int64_t *bad_index) {
+    return fnn_loss_eval_weighted(d, loss, dpred, pred, target, labels, NULL, 0.0, N, D,
+                                  bad_index);
+}
+
+fnn_status fnn_loss_eval_weighted(const fnn_loss_desc *d, double *loss, float *dpred,
+                                  const float *pred, const float *target,
+                                  const int64_t *labels, const float *sample_weight,
+                                  double denom, int64_t N, int64_t D, int64_t *bad_index) {
     fnn__clear_error();
     const fnn_loss_def *def = d ? fnn__loss_lookup(d->name) : NULL;
     if (!def) return fnn__error(FNN_ERR_ARG, "unknown loss '%s'", d && d->name ? d->name : "");
@@ -404,7 +407,10 @@ fnn_status fnn_loss_eval(const fnn_loss_desc *d, double *loss, float *dpred, con
     if (d->weight && d->weight_len != D)
         return fnn__error(FNN_ERR_SIZE, "%s: weight has %lld values for %lld outputs",
                           def->name, (long long)d->weight_len, (long long)D);
-    return def->eval(d, loss, dpred, pred, target, labels, N, D, bad_index);
+    if (!isfinite(denom))              /* <= 0 means the total weight */
+        return fnn__error(FNN_ERR_ARG, "%s: denominator %g is not finite", def->name, denom);
+    return def->eval(d, loss, dpred, pred, target, labels, sample_weight, denom, N, D,
+                     bad_index);
 }
 
 /* ---------------------------------------------------------- optimizers */

@@ -83,6 +83,8 @@ cdef extern from "fastnn.h" nogil:
     enum: FNN_MAX_DIMS
     enum: FNN_NAME_MAX
     enum: FNN_MAX_STATE
+    enum: FNN_WEIGHTS_MEAN
+    enum: FNN_WEIGHTS_ROWS
     ctypedef struct fnn_shape:
         int32_t ndim
         int64_t dim[3]
@@ -149,6 +151,10 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_loss_eval(const fnn_loss_desc *d, double *loss, float *dpred,
                              const float *pred, const float *target, const int64_t *labels,
                              int64_t N, int64_t D, int64_t *bad_index)
+    fnn_status fnn_loss_eval_weighted(const fnn_loss_desc *d, double *loss, float *dpred,
+                                      const float *pred, const float *target,
+                                      const int64_t *labels, const float *sample_weight,
+                                      double denom, int64_t N, int64_t D, int64_t *bad_index)
 
     # --- the model
     ctypedef struct fnn_model:
@@ -164,6 +170,8 @@ cdef extern from "fastnn.h" nogil:
         int64_t n
         float *work
         int64_t work_size
+        const float *sample_weight
+        double denom
     ctypedef struct fnn_train_result:
         double loss
         int64_t bad_index
@@ -196,6 +204,9 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
                                  float *work, int64_t work_size)
     fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r)
+    fnn_status fnn_model_compute_gradients(fnn_model *m, const fnn_train_args *a,
+                                           fnn_train_result *r)
+    fnn_status fnn_model_apply_gradients(fnn_model *m)
     fnn_status fnn_model_output_offset(const fnn_model *m, int64_t n, int64_t *offset)
     ctypedef struct fnn_epoch_args:
         const float *x
@@ -207,6 +218,8 @@ cdef extern from "fastnn.h" nogil:
         int64_t first_batch
         int64_t max_batches
         int32_t metric
+        int32_t weight_norm
+        const float *sample_weight
     ctypedef struct fnn_epoch_result:
         double loss_sum
         double correct

@@ -423,10 +423,12 @@ cdef _run_op(str op, tuple names, tuple scalars, bint backward, dx_or_y, dy_or_x
         raise _error(s, f"{op}_{'backward' if backward else 'forward'}")
 
 
-def _signature(names):
+def _signature(names, keywords=()):
     import inspect
-    return inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-                              for n in names])
+    P = inspect.Parameter
+    return inspect.Signature([P(n, P.POSITIONAL_OR_KEYWORD) for n in names] +
+                             [P(n, P.KEYWORD_ONLY, default=None if n == "sample_weight" else 0.0)
+                              for n in keywords])
 
 
 def _scalar_count(str op, tuple names, tuple scalars):
@@ -498,7 +500,7 @@ LOSS_ARGS = {
 }
 
 
-cdef double _loss(str name, dpred, dict kw) except? -1:
+cdef double _loss(str name, dpred, dict kw, sample_weight=None, double denom=0.0) except? -1:
     cdef str pname = "logits" if "logits" in kw else "pred"
     cdef str tname = "labels" if "labels" in kw else "target"
     cdef str wname = "pos_weight" if "pos_weight" in kw else "weight"
@@ -525,31 +527,37 @@ cdef double _loss(str name, dpred, dict kw) except? -1:
         pt = <float *>cnp.PyArray_DATA(at)
     d.weight = _fp_opt(weight, wname, False, D)
     d.weight_len = D if weight is not None else 0
-    cdef float *pd = _dpred(dpred, ap, pname, ((pred, pname), (target, tname), (weight, wname)))
+    cdef const float *pw = _fp_opt(sample_weight, "sample_weight", False, N)
+    if not isfinite(denom):
+        raise ValueError(f"denom must be finite, got {denom}")
+    cdef float *pd = _dpred(dpred, ap, pname, ((pred, pname), (target, tname), (weight, wname),
+                                               (sample_weight, "sample_weight")))
     cdef const float *pp = <float *>cnp.PyArray_DATA(ap)
     cdef double loss = 0.0
     cdef int64_t bad = -1
     cdef fnn_status s
     with nogil:
-        s = fnn_loss_eval(&d, &loss, pd, pp, pt, pl, N, D, &bad)
+        s = fnn_loss_eval_weighted(&d, &loss, pd, pp, pt, pl, pw, denom, N, D, &bad)
     if s == FNN_ERR_LABEL:
         raise IndexError(f"target {target[bad]} is out of bounds for {D} classes (row {bad})")
-    _raise(s, f"{name}_loss")
+    if s != FNN_OK:
+        raise _error(s, f"{name}_loss")
     return loss
 
 
 def _make_loss(str name):
     names = LOSS_ARGS[name]
 
-    def loss(dpred, *args):
+    def loss(dpred, *args, sample_weight=None, denom=0.0):
         if len(args) != len(names):
             raise TypeError(f"{name}_loss() takes {len(names) + 1} arguments "
                             f"(dpred, {', '.join(names)}), got {len(args) + 1}")
-        return _loss(name, dpred, dict(zip(names, args)))
+        return _loss(name, dpred, dict(zip(names, args)), sample_weight, denom)
     loss.__name__ = f"{name}_loss"
-    loss.__signature__ = _signature(("dpred",) + names)
+    loss.__signature__ = _signature(("dpred",) + names, ("sample_weight", "denom"))
     loss.__doc__ = (f"Mean {name} loss of ({', '.join(names)}); writes d(loss)/d(pred) "
-                    f"into dpred (None: skip). One entry of the C loss table.")
+                    f"into dpred (None: skip). sample_weight (N,) and denom: loss = "
+                    f"sum w l / denom (denom <= 0: sum w). One entry of the C loss table.")
     return loss
 
 
@@ -1013,42 +1021,93 @@ cdef class Model:
         if s != FNN_OK:
             raise _error(s, where)
 
-    def train_step(self, x, target, work, long long steps_done, long long counter):
-        """One fused training step on (x, target); returns the loss (before the update).
-
-        ``steps_done``/``counter``: optimizer steps and training passes made so
-        far (the step uses steps_done + 1; dropout keys counter + 1)."""
-        cdef cnp.ndarray ax = self._batch(x), aw = _arr(work, "work", True), at
-        cdef fnn_train_args a
-        cdef fnn_train_result r
+    cdef cnp.ndarray _step_args(self, fnn_train_args *a, x, target, work, sample_weight,
+                                double denom, long long steps_done, long long counter):
+        """Fill a train step's args from a checked batch; returns the target array
+        (kept alive by the caller for the call)."""
+        cdef cnp.ndarray ax = self._batch(x), aw, at, asw
+        memset(a, 0, sizeof(fnn_train_args))
         a.n = ax.shape[0]
         at = self._target(target, a.n)
         a.labels = <int64_t *>cnp.PyArray_DATA(at) if self.labels else NULL
         a.target = NULL if self.labels else <float *>cnp.PyArray_DATA(at)
         self._check_counters(steps_done, counter)
-        self._disjoint(aw, "work")
         self._disjoint(ax, "x")
         self._disjoint(at, "target")
-        _no_overlap(work, "work", x, "x")
-        _no_overlap(work, "work", target, "target")
+        if work is not None:
+            aw = _arr(work, "work", True)
+            self._disjoint(aw, "work")
+            _no_overlap(work, "work", x, "x")
+            _no_overlap(work, "work", target, "target")
+            a.work = <float *>cnp.PyArray_DATA(aw)
+            a.work_size = cnp.PyArray_SIZE(aw)
+        if sample_weight is not None:
+            asw = _arr(sample_weight, "sample_weight", False)
+            if cnp.PyArray_NDIM(asw) != 1 or asw.shape[0] != a.n:
+                raise ValueError(f"sample_weight must have shape ({a.n},), got {_shp(asw)}")
+            self._disjoint(asw, "sample_weight")
+            _no_overlap(work, "work", sample_weight, "sample_weight")
+            a.sample_weight = <float *>cnp.PyArray_DATA(asw)
+        if not isfinite(denom):
+            raise ValueError(f"denom must be finite, got {denom}")
+        a.denom = denom
         a.x = <float *>cnp.PyArray_DATA(ax)
-        a.work = <float *>cnp.PyArray_DATA(aw)
-        a.work_size = cnp.PyArray_SIZE(aw)
         fnn_model_set_counters(self.m, steps_done, counter)
+        return at
+
+    def train_step(self, x, target, work, long long steps_done, long long counter,
+                   sample_weight=None, double denom=0.0):
+        """One fused training step on (x, target); returns the loss (before the update).
+
+        ``steps_done``/``counter``: optimizer steps and training passes made so
+        far (the step uses steps_done + 1; dropout keys counter + 1). ``work``:
+        a workspace array, or None for the model's own. ``sample_weight`` (n,)
+        float32 and ``denom``: the loss is sum w l / denom (denom <= 0: sum w)."""
+        cdef fnn_train_args a
+        cdef fnn_train_result r
+        at = self._step_args(&a, x, target, work, sample_weight, denom, steps_done, counter)
         cdef fnn_status s
         with nogil:
             s = fnn_model_train_step(self.m, &a, &r)
         self._step_status(s, target, r.bad_index, "train_step")
         return r.loss
 
+    def compute_gradients(self, x, target, work, long long steps_done, long long counter,
+                          sample_weight=None, double denom=0.0):
+        """Forward, loss and backward of a train step without the update: ``grads``
+        is overwritten, nothing else changes. Returns the loss. Arguments as
+        ``train_step``; needs a loss, not an optimizer."""
+        cdef fnn_train_args a
+        cdef fnn_train_result r
+        at = self._step_args(&a, x, target, work, sample_weight, denom, steps_done, counter)
+        cdef fnn_status s
+        with nogil:
+            s = fnn_model_compute_gradients(self.m, &a, &r)
+        self._step_status(s, target, r.bad_index, "compute_gradients")
+        return r.loss
+
+    def apply_gradients(self, long long steps_done, long long counter):
+        """One optimizer update (clipping first) from the current ``grads``, as the
+        second half of a train step that made ``steps_done`` steps before."""
+        self._check_counters(steps_done, counter)
+        fnn_model_set_counters(self.m, steps_done, counter)
+        cdef fnn_status s
+        with nogil:
+            s = fnn_model_apply_gradients(self.m)
+        if s != FNN_OK:
+            raise _error(s, "apply_gradients")
+
     def train_epoch(self, x, target, order, long long batch_size, long long first_batch,
                     long long max_batches, int metric, double loss_sum, double correct,
-                    long long steps_done, long long counter):
+                    long long steps_done, long long counter, sample_weight=None,
+                    bint weights_per_row=False):
         """Batches first_batch.. (at most max_batches; <= 0: all) of an epoch over the
         whole (x, target) in `order` (int64 permutation or None), each one fused step
         (csrc/model.c fnn_model_train_epoch). Returns (loss_sum, correct, rows,
-        batches, stop_batch, last_loss); loss_sum and correct are carried in."""
-        cdef cnp.ndarray ax = self._batch(x), at, ao
+        batches, stop_batch, last_loss); loss_sum and correct are carried in.
+        ``sample_weight`` (rows,) float32: each batch's loss is sum w l / sum w, or
+        / its rows with ``weights_per_row`` (Keras)."""
+        cdef cnp.ndarray ax = self._batch(x), at, ao, asw
         cdef fnn_epoch_args a
         cdef fnn_epoch_result r
         memset(&a, 0, sizeof(fnn_epoch_args))
@@ -1062,6 +1121,14 @@ cdef class Model:
                 raise ValueError(f"order must have shape ({a.rows},), got {_shp(ao)}")
             a.order = <int64_t *>cnp.PyArray_DATA(ao)
             self._disjoint(ao, "order")
+        if sample_weight is not None:
+            asw = _arr(sample_weight, "sample_weight", False)
+            if cnp.PyArray_NDIM(asw) != 1 or asw.shape[0] != a.rows:
+                raise ValueError(f"sample_weight must have shape ({a.rows},), got "
+                                 f"{_shp(asw)}")
+            self._disjoint(asw, "sample_weight")
+            a.sample_weight = <float *>cnp.PyArray_DATA(asw)
+        a.weight_norm = FNN_WEIGHTS_ROWS if weights_per_row else FNN_WEIGHTS_MEAN
         self._check_counters(steps_done, counter)
         self._disjoint(ax, "x")
         self._disjoint(at, "target")
