@@ -19,7 +19,8 @@
  * Nothing is stored between forward and backward: backward recomputes the
  * batch statistics from x with the same loops in the same order (so the
  * same bits) in the pass that also sums dy and dy (x - K), then writes
- *   dx = w inv (dy - sum(dy) / M - xhat sum(dy xhat) / M)   (training)
+ *   dx = w inv (dy - sum(dy) / M - xhat sum(dy xhat) / M)   (training,
+ *        computed as A dy + (B (x - mean) + Cc): no cancellation)
  *   dx = w inv dy                                          (evaluation)
  * with xhat = (x - mean) inv, inv = 1 / sqrt(var + eps); dweight +=
  * sum(dy xhat), dbias += sum(dy). Channels are split over threads and each
@@ -160,7 +161,7 @@ static void bn_backward_range(const bn_args *a, int64_t lo, int64_t hi) {
     const int64_t N = a->N, C = a->C, S = a->S;
     const double M = (double)(N * S);
     double k[CH], s1[CH], s2[CH], sdy[CH], sdyd[CH];
-    float ca[CH], cb[CH], cc[CH];
+    float ca[CH], cb[CH], cc[CH], mf[CH];
     for (int64_t c0 = lo; c0 < hi; c0 += CH) {
         const int nc = (int)(hi - c0 < CH ? hi - c0 : CH);
         bn_sums(a, a->dy, c0, nc, k, s1, s2, sdy, sdyd);
@@ -173,11 +174,12 @@ static void bn_backward_range(const bn_args *a, int64_t lo, int64_t hi) {
             if (a->dweight) a->dweight[c] += (float)sdx;
             if (a->dbias) a->dbias[c] += (float)sdy[j];
             double w = a->weight ? (double)a->weight[c] : 1.0;
-            if (a->batch) {     /* dx = A dy + B x + Cc */
+            mf[j] = (float)mean;
+            if (a->batch) {     /* dx = A dy + (B (x - mean) + Cc): no cancellation in B x */
                 double A = w * inv, B = -w * inv * inv * sdx / M;
                 ca[j] = (float)A;
                 cb[j] = (float)B;
-                cc[j] = (float)(-A * sdy[j] / M - B * mean);
+                cc[j] = (float)(-A * sdy[j] / M);
             } else {
                 ca[j] = (float)(w * inv);
                 cb[j] = cc[j] = 0.0f;
@@ -189,7 +191,8 @@ static void bn_backward_range(const bn_args *a, int64_t lo, int64_t hi) {
                 const float *xr = a->x + n * C + c0, *dr = a->dy + n * C + c0;
                 float *r = a->y + n * C + c0;
                 if (a->batch)
-                    for (int j = 0; j < nc; j++) r[j] = dr[j] * ca[j] + (xr[j] * cb[j] + cc[j]);
+                    for (int j = 0; j < nc; j++)
+                        r[j] = dr[j] * ca[j] + ((xr[j] - mf[j]) * cb[j] + cc[j]);
                 else
                     for (int j = 0; j < nc; j++) r[j] = dr[j] * ca[j];
             }
@@ -199,9 +202,9 @@ static void bn_backward_range(const bn_args *a, int64_t lo, int64_t hi) {
                     const int64_t o = (n * C + c0 + j) * S;
                     const float *xr = a->x + o, *dr = a->dy + o;
                     float *r = a->y + o;
-                    const float A = ca[j], B = cb[j], Cc = cc[j];
+                    const float A = ca[j], B = cb[j], Cc = cc[j], m = mf[j];
                     if (a->batch)
-                        for (int64_t i = 0; i < S; i++) r[i] = dr[i] * A + (xr[i] * B + Cc);
+                        for (int64_t i = 0; i < S; i++) r[i] = dr[i] * A + ((xr[i] - m) * B + Cc);
                     else
                         for (int64_t i = 0; i < S; i++) r[i] = dr[i] * A;
                 }
