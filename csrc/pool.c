@@ -113,6 +113,23 @@ static void max_planes_bw(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
         const float *yp = y + q * OH * OW, *dyp = dy + q * OH * OW;
         float *dxp = dx + q * H * W;
         memset(dxp, 0, (size_t)(H * W) * sizeof(float));
+        if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
+            g->pw == 0 && 2 * OH <= H && 2 * OW <= W) {
+            /* 2x2/2: disjoint windows inside the input, the first match of 4 */
+            for (int64_t oh = 0; oh < OH; oh++) {
+                const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+                float *d0 = dxp + 2 * oh * W, *d1 = d0 + W;
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    const float m = yp[oh * OW + ow], v = dyp[oh * OW + ow];
+                    const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow];
+                    if (m != m ? a != a : a == m) d0[2 * ow] = v;
+                    else if (m != m ? b != b : b == m) d0[2 * ow + 1] = v;
+                    else if (m != m ? c != c : c == m) d1[2 * ow] = v;
+                    else d1[2 * ow + 1] = v;
+                }
+            }
+            continue;
+        }
         for (int64_t oh = 0; oh < OH; oh++) {
             int64_t h0 = oh * g->sh - g->ph, h1 = h0 + g->kh;
             if (h0 < 0) h0 = 0;
