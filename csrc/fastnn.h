@@ -224,6 +224,83 @@ FNN_API fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, f
    in the plan and the call counter (the training step). */
 FNN_API uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter);
 
+/* ---------------------------------------------------------------- pooling */
+/* x (NC, H, W): NC = N * C planes, each pooled on its own (NCHW layout);
+   y (NC, OH, OW) with OH = fnn_pool_out_size(H, kernel[0], stride[0],
+   padding[0], ceil_mode) and OW likewise (see csrc/pool.c for the rules,
+   PyTorch's). flags: FNN_POOL_CEIL_MODE, FNN_POOL_EXCLUDE_PAD (average:
+   count_include_pad=False). Max pooling: the first largest element of a
+   window wins (NaN propagates); backward recomputes it from x and y.
+   dx is OVERWRITTEN (NULL: skipped). */
+#define FNN_POOL_CEIL_MODE 1
+#define FNN_POOL_EXCLUDE_PAD 2
+/* Output size of one pooled dimension, or -1 if the arguments are invalid
+   (in, k, s >= 1, 0 <= p <= k / 2, k <= in + 2 p). */
+FNN_API int64_t fnn_pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode);
+FNN_API fnn_status fnn_max_pool2d_forward(float *y, const float *x, int64_t NC, int64_t H,
+                                          int64_t W, const int64_t *kernel,
+                                          const int64_t *stride, const int64_t *padding,
+                                          int32_t flags);
+FNN_API fnn_status fnn_max_pool2d_backward(float *dx, const float *dy, const float *x,
+                                           const float *y, int64_t NC, int64_t H, int64_t W,
+                                           const int64_t *kernel, const int64_t *stride,
+                                           const int64_t *padding, int32_t flags);
+FNN_API fnn_status fnn_avg_pool2d_forward(float *y, const float *x, int64_t NC, int64_t H,
+                                          int64_t W, const int64_t *kernel,
+                                          const int64_t *stride, const int64_t *padding,
+                                          int32_t flags);
+FNN_API fnn_status fnn_avg_pool2d_backward(float *dx, const float *dy, int64_t NC, int64_t H,
+                                           int64_t W, const int64_t *kernel,
+                                           const int64_t *stride, const int64_t *padding,
+                                           int32_t flags);
+/* Adaptive average pooling of (NC, H, W) to (NC, OH, OW): output i covers
+   rows [floor(i H / OH), ceil((i + 1) H / OH)), columns likewise. */
+FNN_API fnn_status fnn_adaptive_avg_pool2d_forward(float *y, const float *x, int64_t NC,
+                                                   int64_t H, int64_t W, int64_t OH,
+                                                   int64_t OW);
+FNN_API fnn_status fnn_adaptive_avg_pool2d_backward(float *dx, const float *dy, int64_t NC,
+                                                    int64_t H, int64_t W, int64_t OH,
+                                                    int64_t OW);
+
+/* ---------------------------------------------------------- normalization */
+/* Batch norm over x (N, C, S) (S = 1 for (C,) samples, L or H * W), PyTorch
+   semantics (csrc/norm.c): training != 0, or running_mean == NULL (not
+   tracked): batch mean and biased variance normalize, and the running
+   statistics (when given) move by momentum with the unbiased variance;
+   *num_batches (may be NULL unless FNN_NORM_CUMULATIVE) counts training
+   calls, and FNN_NORM_CUMULATIVE uses momentum 1 / *num_batches (PyTorch's
+   momentum=None). Else the running statistics normalize. weight, bias
+   (C) may be NULL (1 and 0). Batch statistics of a single value per
+   channel (N * S == 1) are an error. Backward recomputes the batch
+   statistics from x (nothing is stored): dx OVERWRITTEN (NULL: skipped),
+   dweight, dbias (C, NULL: skipped) ACCUMULATED. The same bits for any
+   thread count. */
+#define FNN_NORM_NO_STATS 1     /* batch norm: track_running_stats=False (no buffers) */
+#define FNN_NORM_CUMULATIVE 2   /* batch norm: momentum=None (cumulative average) */
+#define FNN_NORM_NO_BIAS 4      /* layer norm: elementwise_affine with bias=False */
+FNN_API fnn_status fnn_batch_norm_forward(float *y, const float *x, const float *weight,
+                                          const float *bias, float *running_mean,
+                                          float *running_var, float *num_batches, int64_t N,
+                                          int64_t C, int64_t S, int training, float momentum,
+                                          float eps, int32_t flags);
+FNN_API fnn_status fnn_batch_norm_backward(float *dx, float *dweight, float *dbias,
+                                           const float *dy, const float *x,
+                                           const float *weight, const float *running_mean,
+                                           const float *running_var, int64_t N, int64_t C,
+                                           int64_t S, int training, float eps);
+/* Layer norm over the rows of x (R, D): y = (x - mean) rstd weight + bias
+   with each row's mean and biased variance, rstd = 1 / sqrt(var + eps);
+   stats (R, 2) receives (mean, rstd) for backward. weight and bias (D) may
+   be NULL (bias only with a weight). Backward: dx OVERWRITTEN (NULL:
+   skipped), dweight, dbias ACCUMULATED. */
+FNN_API fnn_status fnn_layer_norm_forward(float *y, float *stats, const float *x,
+                                          const float *weight, const float *bias, int64_t R,
+                                          int64_t D, float eps);
+FNN_API fnn_status fnn_layer_norm_backward(float *dx, float *dweight, float *dbias,
+                                           const float *dy, const float *x,
+                                           const float *weight, const float *stats,
+                                           int64_t R, int64_t D);
+
 /* ------------------------------------------------------ shapes and ops */
 /* A network is a list of nodes over numbered tensor slots. Slot 0 is the
    model input; node i reads slot(s) in[] and writes slot out. Every tensor
@@ -260,7 +337,7 @@ typedef struct fnn_attrs {
     int64_t axis;           /* softmax: 1 (the feature axis) */
     int32_t bias;           /* linear: 1 with a bias; norms: 1 with affine */
     int32_t init;           /* linear: an fnn_init */
-    int32_t flags;          /* op-specific switches (e.g. ceil_mode) */
+    int32_t flags;          /* op-specific switches: FNN_POOL_*, FNN_NORM_* */
     int32_t reserved;
     float slope;            /* leaky_relu: negative slope */
     float p;                /* dropout: drop probability in [0, 1) */
@@ -308,11 +385,14 @@ FNN_API fnn_status fnn_op_forward(const fnn_node *node, const fnn_shape *in, int
                                   float *buffers, float *scratch, int training,
                                   uint64_t key);
 /* Backward of the same call: dx (N, in) OVERWRITTEN (NULL: not needed),
-   grads (num_params) ACCUMULATED, from dy (N, out), x and y of the forward. */
+   grads (num_params) ACCUMULATED, from dy (N, out), x and y of the forward,
+   its buffers (read only: batch norm in evaluation mode reads the running
+   statistics; NULL when the op has none), its scratch and its `training`. */
 FNN_API fnn_status fnn_op_backward(const fnn_node *node, const fnn_shape *in, int64_t N,
                                    float *dx, float *grads, const float *dy,
                                    const float *x, const float *y, const float *params,
-                                   float *scratch, uint64_t key);
+                                   const float *buffers, float *scratch, int training,
+                                   uint64_t key);
 /* Fill params (num_params) with the op's initial values from (seed, node
    index), and buffers (num_buffers) with their start values. `next` is the
    node after it (NULL if last): FNN_INIT_AUTO looks at it. The uniform draws

@@ -12,6 +12,27 @@
  *   leaky_relu  slope (finite).
  *   softmax     axis: -1 or 1 (batch is axis 0): row-wise over a 1-D sample.
  *   dropout     p in [0, 1); identity in evaluation mode.
+ *   max_pool2d, avg_pool2d   input (C, H, W); kernel (kh, kw) >= 1, stride
+ *               >= 1, padding in [0, k / 2]; flags FNN_POOL_CEIL_MODE (and
+ *               FNN_POOL_EXCLUDE_PAD for avg). Output (C, OH, OW) (pool.c).
+ *   adaptive_avg_pool2d      input (C, H, W); kernel = the OUTPUT size
+ *               (OH, OW) >= 1 ((1, 1): global average pooling).
+ *   flatten     axis = start_dim in [1, ndim] (dim 0 is the batch): the
+ *               per-sample dims from axis - 1 on become one; a copy.
+ *   batch_norm  units = C (= dim[0] of a (C,), (C, L) or (C, H, W) input),
+ *               bias = affine (0/1), eps > 0, momentum in [0, 1], flags
+ *               FNN_NORM_NO_STATS (no buffers: batch statistics always),
+ *               FNN_NORM_CUMULATIVE (momentum=None). Parameters: weight (C)
+ *               then bias (C) when affine (start 1 and 0). Buffers:
+ *               running_mean (C, start 0), running_var (C, start 1),
+ *               num_batches_tracked (1, start 0; a float: exact to 2^24).
+ *               Training mode normalizes with the batch statistics and
+ *               updates the buffers in forward; evaluation mode uses them.
+ *   layer_norm  units = D, the number of normalized elements = the product
+ *               of the last `axis` per-sample dims (axis in [1, ndim]);
+ *               bias = elementwise_affine (0/1), flags FNN_NORM_NO_BIAS,
+ *               eps > 0. Parameters: weight (D) then bias (D). Scratch: 2
+ *               floats (mean, rstd) per normalized row, kept for backward.
  *
  * Initialisation (linear): w_i = (2 u_i - 1) a in double, rounded to float,
  * with u_i = (splitmix64(key + i) >> 11) 2^-53 and a = sqrt(6 / IN) (He)
@@ -197,6 +218,247 @@ static fnn_status dropout_bwd(const fnn_op_ctx *c, float *dx, float *grads, cons
     return FNN_OK;
 }
 
+/* ------------------------------------------------------------ pooling */
+
+static fnn_status pool_describe_as(const char *op, int32_t known, const fnn_attrs *a,
+                                   const fnn_shape *in, fnn_node_info *info) {
+    char s[96];
+    if (in->ndim != 3)
+        return fnn__error(FNN_ERR_ARG, "%s: input must be (C, H, W) per sample, got %s", op,
+                          fnn__shape_str(in, s, sizeof s));
+    if (a->flags & ~known)
+        return fnn__error(FNN_ERR_ARG, "%s: unknown flags 0x%x", op, (unsigned)a->flags);
+    int64_t o[2];
+    for (int d = 0; d < 2; d++) {
+        const int64_t I = in->dim[1 + d], k = a->kernel[d], st = a->stride[d], p = a->padding[d];
+        if (k < 1 || st < 1 || p < 0)
+            return fnn__error(FNN_ERR_ARG, "%s: kernel (%lld, %lld) and stride (%lld, %lld) "
+                              "must be >= 1 and padding (%lld, %lld) >= 0", op,
+                              (long long)a->kernel[0], (long long)a->kernel[1],
+                              (long long)a->stride[0], (long long)a->stride[1],
+                              (long long)a->padding[0], (long long)a->padding[1]);
+        if (p > k / 2)
+            return fnn__error(FNN_ERR_ARG, "%s: padding %lld must be at most half the kernel "
+                              "size %lld", op, (long long)p, (long long)k);
+        o[d] = fnn_pool_out_size(I, k, st, p, (a->flags & FNN_POOL_CEIL_MODE) != 0);
+        if (o[d] < 1)
+            return fnn__error(FNN_ERR_ARG, "%s: kernel (%lld, %lld) is larger than the padded "
+                              "input %s with padding (%lld, %lld)", op,
+                              (long long)a->kernel[0], (long long)a->kernel[1],
+                              fnn__shape_str(in, s, sizeof s), (long long)a->padding[0],
+                              (long long)a->padding[1]);
+    }
+    info->out_shape = *in;
+    info->out_shape.dim[1] = o[0];
+    info->out_shape.dim[2] = o[1];
+    return FNN_OK;
+}
+
+static fnn_status maxpool_describe(const fnn_attrs *a, const fnn_shape *in, fnn_node_info *info) {
+    return pool_describe_as("max_pool2d", FNN_POOL_CEIL_MODE, a, in, info);
+}
+
+static fnn_status avgpool_describe(const fnn_attrs *a, const fnn_shape *in, fnn_node_info *info) {
+    return pool_describe_as("avg_pool2d", FNN_POOL_CEIL_MODE | FNN_POOL_EXCLUDE_PAD, a, in,
+                            info);
+}
+
+static fnn_status maxpool_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    const fnn_attrs *a = c->attrs;
+    return fnn_max_pool2d_forward(y, x, c->N * c->in->dim[0], c->in->dim[1], c->in->dim[2],
+                                  a->kernel, a->stride, a->padding, a->flags);
+}
+
+static fnn_status maxpool_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                              const float *x, const float *y) {
+    (void)grads;
+    const fnn_attrs *a = c->attrs;
+    return fnn_max_pool2d_backward(dx, dy, x, y, c->N * c->in->dim[0], c->in->dim[1],
+                                   c->in->dim[2], a->kernel, a->stride, a->padding, a->flags);
+}
+
+static fnn_status avgpool_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    const fnn_attrs *a = c->attrs;
+    return fnn_avg_pool2d_forward(y, x, c->N * c->in->dim[0], c->in->dim[1], c->in->dim[2],
+                                  a->kernel, a->stride, a->padding, a->flags);
+}
+
+static fnn_status avgpool_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                              const float *x, const float *y) {
+    (void)grads; (void)x; (void)y;
+    const fnn_attrs *a = c->attrs;
+    return fnn_avg_pool2d_backward(dx, dy, c->N * c->in->dim[0], c->in->dim[1], c->in->dim[2],
+                                   a->kernel, a->stride, a->padding, a->flags);
+}
+
+static fnn_status adaptive_describe(const fnn_attrs *a, const fnn_shape *in,
+                                    fnn_node_info *info) {
+    char s[96];
+    if (in->ndim != 3)
+        return fnn__error(FNN_ERR_ARG, "adaptive_avg_pool2d: input must be (C, H, W) per "
+                          "sample, got %s", fnn__shape_str(in, s, sizeof s));
+    if (a->kernel[0] < 1 || a->kernel[1] < 1)
+        return fnn__error(FNN_ERR_ARG, "adaptive_avg_pool2d: output size (%lld, %lld) must be "
+                          ">= 1", (long long)a->kernel[0], (long long)a->kernel[1]);
+    info->out_shape = *in;
+    info->out_shape.dim[1] = a->kernel[0];
+    info->out_shape.dim[2] = a->kernel[1];
+    return FNN_OK;
+}
+
+static fnn_status adaptive_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    return fnn_adaptive_avg_pool2d_forward(y, x, c->N * c->in->dim[0], c->in->dim[1],
+                                           c->in->dim[2], c->attrs->kernel[0],
+                                           c->attrs->kernel[1]);
+}
+
+static fnn_status adaptive_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                               const float *x, const float *y) {
+    (void)grads; (void)x; (void)y;
+    return fnn_adaptive_avg_pool2d_backward(dx, dy, c->N * c->in->dim[0], c->in->dim[1],
+                                            c->in->dim[2], c->attrs->kernel[0],
+                                            c->attrs->kernel[1]);
+}
+
+/* ------------------------------------------------------------ flatten */
+
+static fnn_status flatten_describe(const fnn_attrs *a, const fnn_shape *in,
+                                   fnn_node_info *info) {
+    char s[96];
+    if (a->axis < 1 || a->axis > in->ndim)
+        return fnn__error(FNN_ERR_ARG, "flatten: start_dim %lld is out of range for per-sample "
+                          "shape %s (1 to %d; dim 0 is the batch)", (long long)a->axis,
+                          fnn__shape_str(in, s, sizeof s), (int)in->ndim);
+    memset(&info->out_shape, 0, sizeof info->out_shape);
+    const int k = (int)a->axis - 1;
+    int64_t n = 1;
+    for (int d = 0; d < k; d++) info->out_shape.dim[d] = in->dim[d];
+    for (int d = k; d < in->ndim; d++) n *= in->dim[d];
+    info->out_shape.dim[k] = n;
+    info->out_shape.ndim = k + 1;
+    return FNN_OK;
+}
+
+static fnn_status flatten_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    if (y != x) memcpy(y, x, (size_t)(c->N * c->IN) * sizeof(float));
+    return FNN_OK;
+}
+
+static fnn_status flatten_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                              const float *x, const float *y) {
+    (void)grads; (void)x; (void)y;
+    if (dx && dx != dy) memcpy(dx, dy, (size_t)(c->N * c->IN) * sizeof(float));
+    return FNN_OK;
+}
+
+/* ------------------------------------------------------ normalization */
+
+static fnn_status norm_common(const char *op, const fnn_attrs *a, int32_t known) {
+    if (a->bias != 0 && a->bias != 1)
+        return fnn__error(FNN_ERR_ARG, "%s: bias (affine) must be 0 or 1, got %d", op, a->bias);
+    if (a->flags & ~known)
+        return fnn__error(FNN_ERR_ARG, "%s: unknown flags 0x%x", op, (unsigned)a->flags);
+    if (!(a->eps > 0.0f) || !isfinite(a->eps))
+        return fnn__error(FNN_ERR_ARG, "%s: eps must be finite and > 0, got %g", op,
+                          (double)a->eps);
+    return FNN_OK;
+}
+
+static fnn_status bn_describe(const fnn_attrs *a, const fnn_shape *in, fnn_node_info *info) {
+    char s[96];
+    fnn_status st = norm_common("batch_norm", a, FNN_NORM_NO_STATS | FNN_NORM_CUMULATIVE);
+    if (st != FNN_OK) return st;
+    if (a->units < 1 || in->dim[0] != a->units)
+        return fnn__error(FNN_ERR_ARG, "batch_norm: expected %lld channels (dim 0 of the "
+                          "per-sample shape), got per-sample shape %s", (long long)a->units,
+                          fnn__shape_str(in, s, sizeof s));
+    if (!(a->flags & FNN_NORM_CUMULATIVE) && !(a->momentum >= 0.0f && a->momentum <= 1.0f))
+        return fnn__error(FNN_ERR_ARG, "batch_norm: momentum must be in [0, 1], got %g",
+                          (double)a->momentum);
+    info->out_shape = *in;
+    info->num_params = a->bias ? 2 * a->units : 0;
+    info->num_buffers = (a->flags & FNN_NORM_NO_STATS) ? 0 : 2 * a->units + 1;
+    return FNN_OK;
+}
+
+/* weight 1 (C), then bias 0 (C) when there is one */
+static void affine_init(float *params, int64_t C, int with_bias) {
+    for (int64_t i = 0; i < C; i++) params[i] = 1.0f;
+    if (with_bias) memset(params + C, 0, (size_t)C * sizeof(float));
+}
+
+static void bn_init(const fnn_attrs *a, const fnn_shape *in, int he, float *params,
+                    float *buffers, uint64_t key) {
+    (void)in; (void)he; (void)key;
+    const int64_t C = a->units;
+    if (a->bias) affine_init(params, C, 1);
+    if (!(a->flags & FNN_NORM_NO_STATS))   /* running mean 0, running var 1, count 0 */
+        for (int64_t i = 0; i < 2 * C + 1; i++) buffers[i] = (i >= C && i < 2 * C) ? 1.0f : 0.0f;
+}
+
+static void ln_init(const fnn_attrs *a, const fnn_shape *in, int he, float *params,
+                    float *buffers, uint64_t key) {
+    (void)in; (void)he; (void)buffers; (void)key;
+    if (a->bias) affine_init(params, a->units, !(a->flags & FNN_NORM_NO_BIAS));
+}
+
+static fnn_status bn_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    const fnn_attrs *a = c->attrs;
+    const int64_t C = a->units;
+    const float *w = c->params, *b = c->params ? c->params + C : NULL;
+    float *bf = c->buffers;
+    return fnn_batch_norm_forward(y, x, w, b, bf, bf ? bf + C : NULL, bf ? bf + 2 * C : NULL,
+                                  c->N, C, c->IN / C, c->training, a->momentum, a->eps,
+                                  a->flags);
+}
+
+static fnn_status bn_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                         const float *x, const float *y) {
+    (void)y;
+    const fnn_attrs *a = c->attrs;
+    const int64_t C = a->units;
+    const float *bf = c->buffers;
+    return fnn_batch_norm_backward(dx, grads, grads ? grads + C : NULL, dy, x, c->params,
+                                   bf, bf ? bf + C : NULL, c->N, C, c->IN / C, c->training,
+                                   a->eps);
+}
+
+static fnn_status ln_describe(const fnn_attrs *a, const fnn_shape *in, fnn_node_info *info) {
+    char s[96];
+    fnn_status st = norm_common("layer_norm", a, FNN_NORM_NO_BIAS);
+    if (st != FNN_OK) return st;
+    int64_t D = 1;
+    if (a->axis >= 1 && a->axis <= in->ndim)
+        for (int d = in->ndim - (int)a->axis; d < in->ndim; d++) D *= in->dim[d];
+    if (a->axis < 1 || a->axis > in->ndim || D != a->units)
+        return fnn__error(FNN_ERR_ARG, "layer_norm: normalized shape of %lld dim(s) with %lld "
+                          "elements does not match the end of per-sample shape %s",
+                          (long long)a->axis, (long long)a->units,
+                          fnn__shape_str(in, s, sizeof s));
+    info->out_shape = *in;
+    info->num_params = a->bias ? ((a->flags & FNN_NORM_NO_BIAS) ? D : 2 * D) : 0;
+    info->scratch_per_row = 2 * (fnn__shape_numel(in) / D);
+    return FNN_OK;
+}
+
+static fnn_status ln_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    const fnn_attrs *a = c->attrs;
+    const int64_t D = a->units;
+    const float *w = c->params;
+    const float *b = w && !(a->flags & FNN_NORM_NO_BIAS) ? w + D : NULL;
+    return fnn_layer_norm_forward(y, c->scratch, x, w, b, c->N * (c->IN / D), D, a->eps);
+}
+
+static fnn_status ln_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                         const float *x, const float *y) {
+    (void)y;
+    const fnn_attrs *a = c->attrs;
+    const int64_t D = a->units;
+    float *gb = grads && !(a->flags & FNN_NORM_NO_BIAS) ? grads + D : NULL;
+    return fnn_layer_norm_backward(dx, grads, gb, dy, x, c->params, c->scratch,
+                                   c->N * (c->IN / D), D);
+}
+
 /* --------------------------------------------------------------- table */
 
 static const fnn_op_def OPS[] = {
@@ -208,6 +470,12 @@ static const fnn_op_def OPS[] = {
     {"gelu", FNN_OPF_HE_BEFORE, same_shape, NULL, gelu_fwd, gelu_bwd},
     {"softmax", 0, softmax_describe, NULL, softmax_fwd, softmax_bwd},
     {"dropout", 0, dropout_describe, NULL, dropout_fwd, dropout_bwd},
+    {"max_pool2d", 0, maxpool_describe, NULL, maxpool_fwd, maxpool_bwd},
+    {"avg_pool2d", 0, avgpool_describe, NULL, avgpool_fwd, avgpool_bwd},
+    {"adaptive_avg_pool2d", 0, adaptive_describe, NULL, adaptive_fwd, adaptive_bwd},
+    {"flatten", 0, flatten_describe, NULL, flatten_fwd, flatten_bwd},
+    {"batch_norm", 0, bn_describe, bn_init, bn_fwd, bn_bwd},
+    {"layer_norm", 0, ln_describe, ln_init, ln_fwd, ln_bwd},
 };
 #define N_OPS ((int32_t)(sizeof OPS / sizeof OPS[0]))
 
@@ -306,16 +574,17 @@ fnn_status fnn_op_forward(const fnn_node *node, const fnn_shape *in, int64_t N, 
 
 fnn_status fnn_op_backward(const fnn_node *node, const fnn_shape *in, int64_t N, float *dx,
                            float *grads, const float *dy, const float *x, const float *y,
-                           const float *params, float *scratch, uint64_t key) {
+                           const float *params, const float *buffers, float *scratch,
+                           int training, uint64_t key) {
     const fnn_op_def *def;
     fnn_node_info info;
-    fnn_status st = op_call_check(&def, &info, node, in, N, params, NULL, scratch);
+    fnn_status st = op_call_check(&def, &info, node, in, N, params, buffers, scratch);
     if (st != FNN_OK) return st;
     if (N == 0) return FNN_OK;
     if (!dy || !x || !y || (info.num_params > 0 && !grads))
         return fnn__error(FNN_ERR_ARG, "%s: dy, x, y (and grads) must not be NULL", node->op);
     fnn_op_ctx c;
-    make_ctx(&c, node, in, &info, N, params, NULL, scratch, 1, key);
+    make_ctx(&c, node, in, &info, N, params, (float *)buffers, scratch, training != 0, key);
     return def->backward(&c, dx, grads, dy, x, y);
 }
 

@@ -29,6 +29,9 @@ FUNCTIONS = (
     "gelu_forward", "gelu_backward",
     "softmax_forward", "softmax_backward",
     "dropout_key", "dropout_forward", "dropout_backward",
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
+    "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
     "mse_loss", "mae_loss", "huber_loss", "bce_with_logits_loss", "cross_entropy_loss",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "clip_grad_norm",
 )

@@ -79,6 +79,46 @@ cdef extern from "fastnn.h" nogil:
     uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter)
     fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm)
 
+    # --- pooling and normalization (csrc/pool.c, csrc/norm.c)
+    enum: FNN_POOL_CEIL_MODE
+    enum: FNN_POOL_EXCLUDE_PAD
+    enum: FNN_NORM_NO_STATS
+    enum: FNN_NORM_CUMULATIVE
+    enum: FNN_NORM_NO_BIAS
+    int64_t fnn_pool_out_size(int64_t in_, int64_t k, int64_t s, int64_t p, int ceil_mode)
+    fnn_status fnn_max_pool2d_forward(float *y, const float *x, int64_t NC, int64_t H,
+                                      int64_t W, const int64_t *kernel, const int64_t *stride,
+                                      const int64_t *padding, int32_t flags)
+    fnn_status fnn_max_pool2d_backward(float *dx, const float *dy, const float *x,
+                                       const float *y, int64_t NC, int64_t H, int64_t W,
+                                       const int64_t *kernel, const int64_t *stride,
+                                       const int64_t *padding, int32_t flags)
+    fnn_status fnn_avg_pool2d_forward(float *y, const float *x, int64_t NC, int64_t H,
+                                      int64_t W, const int64_t *kernel, const int64_t *stride,
+                                      const int64_t *padding, int32_t flags)
+    fnn_status fnn_avg_pool2d_backward(float *dx, const float *dy, int64_t NC, int64_t H,
+                                       int64_t W, const int64_t *kernel, const int64_t *stride,
+                                       const int64_t *padding, int32_t flags)
+    fnn_status fnn_adaptive_avg_pool2d_forward(float *y, const float *x, int64_t NC,
+                                               int64_t H, int64_t W, int64_t OH, int64_t OW)
+    fnn_status fnn_adaptive_avg_pool2d_backward(float *dx, const float *dy, int64_t NC,
+                                                int64_t H, int64_t W, int64_t OH, int64_t OW)
+    fnn_status fnn_batch_norm_forward(float *y, const float *x, const float *weight,
+                                      const float *bias, float *running_mean,
+                                      float *running_var, float *num_batches, int64_t N,
+                                      int64_t C, int64_t S, int training, float momentum,
+                                      float eps, int32_t flags)
+    fnn_status fnn_batch_norm_backward(float *dx, float *dweight, float *dbias,
+                                       const float *dy, const float *x, const float *weight,
+                                       const float *running_mean, const float *running_var,
+                                       int64_t N, int64_t C, int64_t S, int training, float eps)
+    fnn_status fnn_layer_norm_forward(float *y, float *stats, const float *x,
+                                      const float *weight, const float *bias, int64_t R,
+                                      int64_t D, float eps)
+    fnn_status fnn_layer_norm_backward(float *dx, float *dweight, float *dbias,
+                                       const float *dy, const float *x, const float *weight,
+                                       const float *stats, int64_t R, int64_t D)
+
     # --- shapes, nodes, the op table
     enum: FNN_MAX_DIMS
     enum: FNN_NAME_MAX
@@ -124,7 +164,8 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_op_backward(const fnn_node *node, const fnn_shape *in_, int64_t N,
                                float *dx, float *grads, const float *dy,
                                const float *x, const float *y, const float *params,
-                               float *scratch, uint64_t key)
+                               const float *buffers, float *scratch, int training,
+                               uint64_t key)
     fnn_status fnn_op_init(const fnn_node *node, const fnn_shape *in_, const fnn_node *next,
                            float *params, float *buffers, uint64_t seed, int64_t index)
 

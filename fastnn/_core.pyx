@@ -416,7 +416,7 @@ cdef _run_op(str op, tuple names, tuple scalars, bint backward, dx_or_y, dy_or_x
     cdef fnn_status s
     with nogil:
         if backward:
-            s = fnn_op_backward(&node, &shp, N, p0, NULL, p1, px, py, NULL, NULL, k)
+            s = fnn_op_backward(&node, &shp, N, p0, NULL, p1, px, py, NULL, NULL, NULL, 1, k)
         else:
             s = fnn_op_forward(&node, &shp, N, p0, p1, NULL, NULL, NULL, 1, k)
     if s != FNN_OK:
@@ -462,10 +462,321 @@ def _make_kernels(str op):
 
 
 OP_NAMES = tuple(fnn_op_name(i).decode() for i in range(fnn_op_count()))
+# ops with hand-written kernels (linear: dense_forward/backward above; pooling and
+# normalization below) or none (flatten is a reshape in Python)
+HAND_WRITTEN = ("linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "flatten",
+                "batch_norm", "layer_norm")
 for _op in OP_NAMES:
-    if _op != "linear":     # linear's kernels are dense_forward/backward above
+    if _op not in HAND_WRITTEN:
         globals()[f"{_op}_forward"], globals()[f"{_op}_backward"] = _make_kernels(_op)
 del _op
+
+
+# ------------------------------------------------------ pooling (pool.c)
+
+cdef inline void _ndim(cnp.ndarray a, str name, int nd, str what) except *:
+    if cnp.PyArray_NDIM(a) != nd:
+        raise ValueError(f"{name} must be {nd}-D {what}, got shape {_shp(a)}")
+
+
+cdef void _pair(int64_t *out, object v, str name) except *:
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair, got {v!r}")
+        out[0], out[1] = v[0], v[1]
+    else:
+        out[0] = out[1] = v
+
+
+cdef tuple _pool_args(str op, object y, object x, kernel, stride, padding, bint ceil_mode,
+                      bint bw, int64_t *k, int64_t *st, int64_t *p):
+    """Checks of a pooling kernel's arrays: x (N, C, H, W), y (N, C, OH, OW)."""
+    cdef cnp.ndarray ax = _arr(x, "x", False), ay = _arr(y, "y", not bw)
+    _ndim(ax, "x", 4, "(N, C, H, W)")
+    _pair(k, kernel, "kernel")
+    _pair(st, stride, "stride")
+    _pair(p, padding, "padding")
+    cdef int64_t oh = fnn_pool_out_size(ax.shape[2], k[0], st[0], p[0], ceil_mode)
+    cdef int64_t ow = fnn_pool_out_size(ax.shape[3], k[1], st[1], p[1], ceil_mode)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"{op}: kernel ({k[0]}, {k[1]}), stride ({st[0]}, {st[1]}), padding "
+                         f"({p[0]}, {p[1]}) do not fit input {_shp(ax)} (kernel and stride "
+                         f">= 1, padding at most half the kernel, kernel <= padded input)")
+    want = (ax.shape[0], ax.shape[1], oh, ow)
+    if _shp(ay) != want:
+        raise ValueError(f"{op}: y must have shape {want}, got {_shp(ay)}")
+    return ax, ay
+
+
+cdef void _pool_grad(object dx, object dy, cnp.ndarray ax, cnp.ndarray ay) except *:
+    if dx is not None:
+        _same_shape(_arr(dx, "dx", True), "dx", ax, "x")
+        _no_overlap(dx, "dx", dy, "dy")
+    _same_shape(_arr(dy, "dy", False), "dy", ay, "y")
+
+
+def max_pool2d_forward(y, x, kernel, stride, padding, ceil_mode):
+    """y (N, C, OH, OW) = 2-D max pooling of x (N, C, H, W) (csrc/pool.c)."""
+    cdef int64_t k[2]
+    cdef int64_t st[2]
+    cdef int64_t p[2]
+    cdef cnp.ndarray ax, ay
+    ax, ay = _pool_args("max_pool2d", y, x, kernel, stride, padding, ceil_mode, False, k, st, p)
+    _no_overlap(y, "y", x, "x")
+    cdef float *py = <float *>cnp.PyArray_DATA(ay)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef int64_t NC = ax.shape[0] * ax.shape[1], H = ax.shape[2], W = ax.shape[3]
+    cdef int32_t fl = FNN_POOL_CEIL_MODE if ceil_mode else 0
+    cdef fnn_status s
+    with nogil:
+        s = fnn_max_pool2d_forward(py, px, NC, H, W, k, st, p, fl)
+    _raise(s, "max_pool2d_forward")
+
+
+def max_pool2d_backward(dx, dy, x, y, kernel, stride, padding, ceil_mode):
+    """dx (OVERWRITTEN) from dy and the forward's x, y: each dy goes to its window's
+    first maximum."""
+    cdef int64_t k[2]
+    cdef int64_t st[2]
+    cdef int64_t p[2]
+    cdef cnp.ndarray ax, ay
+    ax, ay = _pool_args("max_pool2d", y, x, kernel, stride, padding, ceil_mode, True, k, st, p)
+    _pool_grad(dx, dy, ax, ay)
+    for other, oname in ((x, "x"), (y, "y")):
+        _no_overlap(dx, "dx", other, oname)
+    cdef float *pdx = _fp(dx, "dx", True) if dx is not None else NULL
+    cdef float *pdy = _fp(dy, "dy", False)
+    cdef float *py = <float *>cnp.PyArray_DATA(ay)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef int64_t NC = ax.shape[0] * ax.shape[1], H = ax.shape[2], W = ax.shape[3]
+    cdef int32_t fl = FNN_POOL_CEIL_MODE if ceil_mode else 0
+    cdef fnn_status s
+    with nogil:
+        s = fnn_max_pool2d_backward(pdx, pdy, px, py, NC, H, W, k, st, p, fl)
+    _raise(s, "max_pool2d_backward")
+
+
+def avg_pool2d_forward(y, x, kernel, stride, padding, ceil_mode, count_include_pad):
+    """y (N, C, OH, OW) = 2-D average pooling of x (N, C, H, W) (csrc/pool.c)."""
+    cdef int64_t k[2]
+    cdef int64_t st[2]
+    cdef int64_t p[2]
+    cdef cnp.ndarray ax, ay
+    ax, ay = _pool_args("avg_pool2d", y, x, kernel, stride, padding, ceil_mode, False, k, st, p)
+    _no_overlap(y, "y", x, "x")
+    cdef float *py = <float *>cnp.PyArray_DATA(ay)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef int64_t NC = ax.shape[0] * ax.shape[1], H = ax.shape[2], W = ax.shape[3]
+    cdef int32_t fl = (FNN_POOL_CEIL_MODE if ceil_mode else 0) | \
+        (0 if count_include_pad else FNN_POOL_EXCLUDE_PAD)
+    cdef fnn_status s
+    with nogil:
+        s = fnn_avg_pool2d_forward(py, px, NC, H, W, k, st, p, fl)
+    _raise(s, "avg_pool2d_forward")
+
+
+def avg_pool2d_backward(dx, dy, x, y, kernel, stride, padding, ceil_mode, count_include_pad):
+    """dx (OVERWRITTEN): each dy spread evenly over its window."""
+    cdef int64_t k[2]
+    cdef int64_t st[2]
+    cdef int64_t p[2]
+    cdef cnp.ndarray ax, ay
+    ax, ay = _pool_args("avg_pool2d", y, x, kernel, stride, padding, ceil_mode, True, k, st, p)
+    _pool_grad(dx, dy, ax, ay)
+    cdef float *pdx = _fp(dx, "dx", True) if dx is not None else NULL
+    cdef float *pdy = _fp(dy, "dy", False)
+    cdef int64_t NC = ax.shape[0] * ax.shape[1], H = ax.shape[2], W = ax.shape[3]
+    cdef int32_t fl = (FNN_POOL_CEIL_MODE if ceil_mode else 0) | \
+        (0 if count_include_pad else FNN_POOL_EXCLUDE_PAD)
+    cdef fnn_status s
+    with nogil:
+        s = fnn_avg_pool2d_backward(pdx, pdy, NC, H, W, k, st, p, fl)
+    _raise(s, "avg_pool2d_backward")
+
+
+cdef tuple _adaptive_args(object y, object x, bint bw):
+    cdef cnp.ndarray ax = _arr(x, "x", False), ay = _arr(y, "y", not bw)
+    _ndim(ax, "x", 4, "(N, C, H, W)")
+    _ndim(ay, "y", 4, "(N, C, OH, OW)")
+    if ay.shape[0] != ax.shape[0] or ay.shape[1] != ax.shape[1] or ay.shape[2] < 1 or \
+            ay.shape[3] < 1:
+        raise ValueError(f"adaptive_avg_pool2d: y {_shp(ay)} does not fit x {_shp(ax)}")
+    return ax, ay
+
+
+def adaptive_avg_pool2d_forward(y, x):
+    """y (N, C, OH, OW) = adaptive average pooling of x (N, C, H, W) to y's size."""
+    cdef cnp.ndarray ax, ay
+    ax, ay = _adaptive_args(y, x, False)
+    _no_overlap(y, "y", x, "x")
+    cdef float *py = <float *>cnp.PyArray_DATA(ay)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef int64_t NC = ax.shape[0] * ax.shape[1], H = ax.shape[2], W = ax.shape[3]
+    cdef int64_t OH = ay.shape[2], OW = ay.shape[3]
+    cdef fnn_status s
+    with nogil:
+        s = fnn_adaptive_avg_pool2d_forward(py, px, NC, H, W, OH, OW)
+    _raise(s, "adaptive_avg_pool2d_forward")
+
+
+def adaptive_avg_pool2d_backward(dx, dy, x, y):
+    """dx (OVERWRITTEN): each dy spread evenly over its window."""
+    cdef cnp.ndarray ax, ay
+    ax, ay = _adaptive_args(y, x, True)
+    _pool_grad(dx, dy, ax, ay)
+    cdef float *pdx = _fp(dx, "dx", True) if dx is not None else NULL
+    cdef float *pdy = _fp(dy, "dy", False)
+    cdef int64_t NC = ax.shape[0] * ax.shape[1], H = ax.shape[2], W = ax.shape[3]
+    cdef int64_t OH = ay.shape[2], OW = ay.shape[3]
+    cdef fnn_status s
+    with nogil:
+        s = fnn_adaptive_avg_pool2d_backward(pdx, pdy, NC, H, W, OH, OW)
+    _raise(s, "adaptive_avg_pool2d_backward")
+
+
+# ------------------------------------------------ normalization (norm.c)
+
+cdef tuple _bn_x(object x):
+    """(N, C, S) of a batch-norm input x (N, C), (N, C, L) or (N, C, H, W)."""
+    cdef cnp.ndarray ax = _arr(x, "x", False)
+    cdef int nd = cnp.PyArray_NDIM(ax)
+    if not 2 <= nd <= 4:
+        raise ValueError(f"batch_norm: x must be (N, C), (N, C, L) or (N, C, H, W), got "
+                         f"shape {_shp(ax)}")
+    return ax, ax.shape[0], ax.shape[1], int(np.prod(_shp(ax)[2:], dtype=np.int64))
+
+
+def batch_norm_forward(y, x, weight, bias, running_mean, running_var, num_batches_tracked,
+                       training, momentum, eps):
+    """y = batch norm of x (N, C, ...) (csrc/norm.c): batch statistics when training
+    (running_mean/var, None when not tracked, updated in place with momentum; None:
+    the cumulative average over num_batches_tracked (1 float, incremented)), else the
+    running ones. weight, bias (C) may be None."""
+    cdef cnp.ndarray ax
+    ax, N, C, S = _bn_x(x)
+    cdef cnp.ndarray ay = _arr(y, "y", True)
+    _same_shape(ay, "y", ax, "x")
+    _no_overlap(y, "y", x, "x")
+    cdef float *pw = _fp_opt(weight, "weight", False, C)
+    cdef float *pb = _fp_opt(bias, "bias", False, C)
+    cdef float *prm = _fp_opt(running_mean, "running_mean", True, C)
+    cdef float *prv = _fp_opt(running_var, "running_var", True, C)
+    cdef float *pnb = _fp_opt(num_batches_tracked, "num_batches_tracked", True, 1)
+    arrays = ((y, "y"), (running_mean, "running_mean"), (running_var, "running_var"),
+              (num_batches_tracked, "num_batches_tracked"))
+    for i, (a, an) in enumerate(arrays):
+        for b, bn in arrays[i + 1:] + ((x, "x"), (weight, "weight"), (bias, "bias")):
+            _no_overlap(a, an, b, bn)
+    cdef int32_t fl = FNN_NORM_CUMULATIVE if momentum is None else 0
+    cdef float mom = 0.0 if momentum is None else momentum
+    cdef float e = eps
+    cdef int tr = bool(training)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef float *py = <float *>cnp.PyArray_DATA(ay)
+    cdef int64_t n = N, c = C, sp = S
+    cdef fnn_status s
+    with nogil:
+        s = fnn_batch_norm_forward(py, px, pw, pb, prm, prv, pnb, n, c, sp, tr, mom, e, fl)
+    if s != FNN_OK:
+        raise _error(s, "batch_norm_forward")
+
+
+def batch_norm_backward(dx, dweight, dbias, dy, x, weight, running_mean, running_var,
+                        training, eps):
+    """dx (OVERWRITTEN, None: skipped), dweight, dbias (ACCUMULATED, None: skipped)
+    of batch norm; the batch statistics are recomputed from x."""
+    cdef cnp.ndarray ax
+    ax, N, C, S = _bn_x(x)
+    cdef cnp.ndarray ady = _arr(dy, "dy", False)
+    _same_shape(ady, "dy", ax, "x")
+    cdef float *pdx = NULL
+    if dx is not None:
+        _same_shape(_arr(dx, "dx", True), "dx", ax, "x")
+        pdx = _fp(dx, "dx", True)
+    cdef float *pdw = _fp_opt(dweight, "dweight", True, C)
+    cdef float *pdb = _fp_opt(dbias, "dbias", True, C)
+    cdef float *pw = _fp_opt(weight, "weight", False, C)
+    cdef float *prm = _fp_opt(running_mean, "running_mean", False, C)
+    cdef float *prv = _fp_opt(running_var, "running_var", False, C)
+    arrays = ((dx, "dx"), (dweight, "dweight"), (dbias, "dbias"))
+    for i, (a, an) in enumerate(arrays):
+        for b, bn in arrays[i + 1:] + ((dy, "dy"), (x, "x"), (weight, "weight"),
+                                       (running_mean, "running_mean"),
+                                       (running_var, "running_var")):
+            _no_overlap(a, an, b, bn)
+    cdef float e = eps
+    cdef int tr = bool(training)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef float *pdy = <float *>cnp.PyArray_DATA(ady)
+    cdef int64_t n = N, c = C, sp = S
+    cdef fnn_status s
+    with nogil:
+        s = fnn_batch_norm_backward(pdx, pdw, pdb, pdy, px, pw, prm, prv, n, c, sp, tr, e)
+    if s != FNN_OK:
+        raise _error(s, "batch_norm_backward")
+
+
+cdef tuple _ln_args(object x, object stats, bint out):
+    cdef cnp.ndarray ax = _arr(x, "x", False), ast = _arr(stats, "stats", out)
+    _ndim(ax, "x", 2, "(rows, normalized elements)")
+    if _shp(ast) != (ax.shape[0], 2):
+        raise ValueError(f"layer_norm: stats must have shape ({ax.shape[0]}, 2), got "
+                         f"{_shp(ast)}")
+    return ax, ast
+
+
+def layer_norm_forward(y, stats, x, weight, bias, eps):
+    """y = layer norm of the rows of x (R, D); stats (R, 2) = (mean, rstd) for backward.
+    weight, bias (D) may be None."""
+    cdef cnp.ndarray ax, ast
+    ax, ast = _ln_args(x, stats, True)
+    cdef cnp.ndarray ay = _arr(y, "y", True)
+    _same_shape(ay, "y", ax, "x")
+    cdef int64_t R = ax.shape[0], D = ax.shape[1]
+    cdef float *pw = _fp_opt(weight, "weight", False, D)
+    cdef float *pb = _fp_opt(bias, "bias", False, D)
+    for a, an in ((y, "y"), (stats, "stats")):
+        for b, bn in ((x, "x"), (weight, "weight"), (bias, "bias")):
+            _no_overlap(a, an, b, bn)
+    _no_overlap(y, "y", stats, "stats")
+    cdef float e = eps
+    cdef float *py = <float *>cnp.PyArray_DATA(ay)
+    cdef float *ps = <float *>cnp.PyArray_DATA(ast)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef fnn_status s
+    with nogil:
+        s = fnn_layer_norm_forward(py, ps, px, pw, pb, R, D, e)
+    if s != FNN_OK:
+        raise _error(s, "layer_norm_forward")
+
+
+def layer_norm_backward(dx, dweight, dbias, dy, x, weight, stats):
+    """dx (OVERWRITTEN, None: skipped), dweight, dbias (ACCUMULATED, None: skipped)."""
+    cdef cnp.ndarray ax, ast
+    ax, ast = _ln_args(x, stats, False)
+    cdef cnp.ndarray ady = _arr(dy, "dy", False)
+    _same_shape(ady, "dy", ax, "x")
+    cdef int64_t R = ax.shape[0], D = ax.shape[1]
+    cdef float *pdx = NULL
+    if dx is not None:
+        _same_shape(_arr(dx, "dx", True), "dx", ax, "x")
+        pdx = _fp(dx, "dx", True)
+    cdef float *pdw = _fp_opt(dweight, "dweight", True, D)
+    cdef float *pdb = _fp_opt(dbias, "dbias", True, D)
+    cdef float *pw = _fp_opt(weight, "weight", False, D)
+    arrays = ((dx, "dx"), (dweight, "dweight"), (dbias, "dbias"))
+    for i, (a, an) in enumerate(arrays):
+        for b, bn in arrays[i + 1:] + ((dy, "dy"), (x, "x"), (weight, "weight"),
+                                       (stats, "stats")):
+            _no_overlap(a, an, b, bn)
+    cdef float *pdy = <float *>cnp.PyArray_DATA(ady)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef float *ps = <float *>cnp.PyArray_DATA(ast)
+    cdef fnn_status s
+    with nogil:
+        s = fnn_layer_norm_backward(pdx, pdw, pdb, pdy, px, pw, ps, R, D)
+    if s != FNN_OK:
+        raise _error(s, "layer_norm_backward")
 
 
 # ---------------------------------------------------------------- losses

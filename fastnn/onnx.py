@@ -18,6 +18,15 @@ N (``dim_param "N"``). Layer by layer:
                 formula from primitive ops,
                 0.5 · x · (1 + Tanh(sqrt(2/π) · (x + 0.044715 · x³)))
     Dropout     omitted (the identity at inference)
+    MaxPool2d   MaxPool;  AvgPool2d: AveragePool (pads, ceil_mode, count_include_pad)
+    AdaptiveAvgPool2d   GlobalAveragePool for output 1, else AveragePool when the
+                output size divides the input
+    Flatten     Flatten(axis = 1) (Reshape for start_dim > 1)
+    BatchNorm1d/2d  BatchNormalization with the running statistics (eval mode)
+    LayerNorm   LayerNormalization (opset >= 17)
+
+A model whose per-sample input is (C, H, W) takes ``input`` as (N, C, H, W);
+the output is (N, *output shape).
 
 Any other layer type raises TypeError naming it. The ``onnx`` package
 (``pip install fastnn[onnx]``) is imported on the first export only;
@@ -45,8 +54,16 @@ def _import_onnx():
 class _Graph:
     """Accumulates nodes and initializers with unique tensor names."""
 
-    def __init__(self, onnx, opset):
+    def __init__(self, onnx, opset, shapes=None):
         self.onnx, self.opset, self.nodes, self.inits, self._n = onnx, opset, [], [], 0
+        self.shapes = shapes or {}     # layer name -> its per-sample input shape
+
+    def const_int(self, hint, values):
+        """An int64 initializer (shapes for Reshape)."""
+        name = self.name(hint)
+        self.inits.append(self.onnx.numpy_helper.from_array(
+            np.asarray(values, dtype=np.int64), name))
+        return name
 
     def name(self, hint):
         self._n += 1
@@ -81,6 +98,11 @@ def _gelu_primitive(g, x, hint):
                   hint + "_gelu")
 
 
+def _dims(shape, width):
+    """The per-sample dims of a graph input or output (1-D: the feature count)."""
+    return list(shape) if shape is not None and len(shape) > 1 else [width]
+
+
 def export(model, path=None, opset=DEFAULT_OPSET):
     """Write `model` (a Sequential) as an ONNX inference graph; return the ModelProto.
 
@@ -110,7 +132,9 @@ def export(model, path=None, opset=DEFAULT_OPSET):
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset must be an integer from {MIN_OPSET} to {newest} (the newest "
                          f"this onnx {onnx.__version__} knows), got {opset!r}")
-    helper, g = onnx.helper, _Graph(onnx, opset)
+    helper = onnx.helper
+    g = _Graph(onnx, opset, {str(i): tuple(model._shapes[i]) for i in range(len(model.layers))
+                             if model._shapes[i] is not None})
     x = "input"
     for i, layer in enumerate(model.layers):      # each layer writes its own nodes
         x = layer.to_onnx(g, x, str(i))
@@ -121,8 +145,10 @@ def export(model, path=None, opset=DEFAULT_OPSET):
     f = onnx.TensorProto.FLOAT
     graph = helper.make_graph(
         g.nodes, "fastnn_sequential",
-        [helper.make_tensor_value_info("input", f, ["N", model.in_features])],
-        [helper.make_tensor_value_info("output", f, ["N", model.out_features_])],
+        [helper.make_tensor_value_info("input", f, ["N", *_dims(model.input_shape,
+                                                               model.in_features)])],
+        [helper.make_tensor_value_info("output", f, ["N", *_dims(model._shapes[-1],
+                                                                model.out_features_)])],
         initializer=g.inits)
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="fastnn",

@@ -38,13 +38,27 @@ def check_optimizer(model, optimizer):
 def check_features(model, X):
     """ValueError unless X (N, F) has the feature count the first Linear expects."""
     if model.in_features is not None and X.shape[1] != model.in_features:
-        first = next(layer for layer in model.layers if hasattr(layer, "in_features"))
+        first = next((layer for layer in model.layers if hasattr(layer, "in_features")), None)
+        if first is None or tuple(model.input_shape) != (first.in_features,):
+            raise ValueError(f"the model expects inputs of per-sample shape "
+                             f"{tuple(model.input_shape)} ({model.in_features} features), "
+                             f"got {X.shape[1]} features")
         raise ValueError(f"{first!r} expects {model.in_features} features, got {X.shape[1]}")
+
+
+def as_rows(model, X):
+    """Image-like X (N, *input_shape), e.g. (N, C, H, W), as the (N, features) rows
+    the API works on (a view); anything else unchanged (check_X judges it)."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(X, np.ndarray) and X.ndim > 2 and shape is not None and \
+            tuple(X.shape[1:]) == tuple(shape):
+        return X.reshape(X.shape[0], -1)
+    return X
 
 
 def check_step(model, x, y, loss_fn, optimizer):
     """The checks of one explicit train_step: (x, prepared y, loss)."""
-    x = check_X(x)
+    x = check_X(as_rows(model, x))
     check_features(model, x)
     check_optimizer(model, optimizer)
     loss_fn = get_loss(loss_fn)
@@ -58,7 +72,7 @@ def check_step(model, x, y, loss_fn, optimizer):
 
 
 def _check_xy(model, X, y, loss, name="X"):
-    X = check_X(X, name)
+    X = check_X(as_rows(model, X), name)
     check_features(model, X)
     y = check_y(y, "y" if name == "X" else name.replace("X", "y"))
     check_consistent_length(X, y)
@@ -286,7 +300,7 @@ def predict(model, X, batch_size=1024):
 
     Returns a new (N, OUT) float32 array owned by the caller.
     """
-    X = check_X(X)
+    X = check_X(as_rows(model, X))
     check_features(model, X)
     return _predict(model, X, check_int(batch_size, "batch_size", 1))
 

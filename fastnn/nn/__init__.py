@@ -4,6 +4,8 @@
     linear.py      Linear
     activation.py  ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax
     dropout.py     Dropout
+    pool.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten
+    norm.py        BatchNorm1d, BatchNorm2d, LayerNorm
     container.py   Sequential (a C fnn_model when its layers are built-ins)
     registry.py    C op name / activation name -> class
 """
@@ -13,7 +15,11 @@ from .container import Sequential, param_layout
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
+from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pool import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
 from .registry import ACTIVATIONS, LAYERS
 
 __all__ = ["Parameter", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
-           "Softmax", "Dropout", "Sequential", "param_layout", "LAYERS", "ACTIVATIONS"]
+           "Softmax", "Dropout",
+           "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "BatchNorm1d",
+           "BatchNorm2d", "LayerNorm", "Sequential", "param_layout", "LAYERS", "ACTIVATIONS"]

@@ -272,7 +272,7 @@ class Sequential(training.Trainable, Module):
     def forward(self, x):
         """Outputs for x (N, IN). The result is a read-only view of an internal
         buffer, valid until the next forward at the same batch size."""
-        out = self._forward(check_X(x, finite=False)).view()
+        out = self._forward(check_X(training.as_rows(self, x), finite=False)).view()
         out.flags.writeable = False
         return out
 
@@ -442,7 +442,8 @@ class Sequential(training.Trainable, Module):
                 if tuple(node["in"]) != (i, -1) or node["out"] != i + 1:
                     raise ValueError(f"node {i} reads slots {tuple(node['in'])} and writes "
                                      f"{node['out']}: only chains are supported")
-                layer = registry.layer_class(node["op"]).from_node_attrs(node["attrs"], shape)
+                layer = registry.layer_class(node["op"], shape).from_node_attrs(node["attrs"],
+                                                                                 shape)
                 if _nonzero(layer.node_attrs()) != _nonzero(node["attrs"]):
                     raise ValueError(f"node {i} ({node['op']}): attributes {node['attrs']} "
                                      f"are not those of {layer!r}")

@@ -15,6 +15,11 @@ from .dense import dense_backward, dense_forward
 from .finite import all_finite
 from .dropout import dropout_backward, dropout_forward, dropout_key
 from .gemm import sgemm
+from .norm import (batch_norm_backward, batch_norm_forward, layer_norm_backward,
+                   layer_norm_forward)
+from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward,
+                   avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
+                   max_pool2d_forward)
 from .losses import (bce_with_logits_loss, cross_entropy_loss, huber_loss, mae_loss,
                      mse_loss)
 from .optim import (adagrad_update, adam_update, clip_grad_norm, rmsprop_update,
