@@ -17,7 +17,9 @@ __version__ = "0.2.0"
 
 from . import datasets
 from ._backend import get_backend, set_default_backend
-from .callbacks import Callback, EarlyStopping, History, TerminateOnNaN
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+                        ModelCheckpoint, TerminateOnNaN)
+from . import callbacks                    # callbacks.ReduceLROnPlateau: Keras's
 from .data import batches, train_test_split
 from .io import FormatError, load, save
 from .nn import (GELU, Dropout, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential,
@@ -53,7 +55,8 @@ __all__ = [
     "LayerNorm",
     "MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_",
-    "History", "Callback", "EarlyStopping", "TerminateOnNaN",
+    "History", "Callback", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint", "CSVLogger",
+    "LearningRateScheduler", "callbacks",
     "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau",
     "plot_history", "onnx",
     "batches", "train_test_split",
