@@ -191,7 +191,7 @@ class ReduceLROnPlateau(LRScheduler):
             sched.step(model.evaluate(X_val, y_val)["loss"])
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+    def __init__(self, optimizer=None, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8, monitor="val_loss"):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"fastnn.ReduceLROnPlateau is PyTorch's scheduler and needs the "
