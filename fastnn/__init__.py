@@ -33,6 +33,7 @@ from .schedules import (CosineAnnealingLR, ExponentialLR, LRScheduler,
                         ReduceLROnPlateau, StepLR)
 from . import onnx                         # imports the onnx package on first export only
 from .threads import get_num_threads, set_num_threads
+from .torch_interop import from_torch, to_torch   # imports torch on first call only
 
 
 def get_include():
@@ -58,7 +59,7 @@ __all__ = [
     "History", "Callback", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint", "CSVLogger",
     "LearningRateScheduler", "callbacks",
     "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau",
-    "plot_history", "onnx",
+    "plot_history", "onnx", "from_torch", "to_torch",
     "batches", "train_test_split",
     "load", "save", "FormatError",
     "datasets",
