@@ -17,7 +17,9 @@ __version__ = "0.2.0"
 
 from . import datasets
 from ._backend import get_backend, set_default_backend
-from .callbacks import Callback, EarlyStopping, History, TerminateOnNaN
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+                        ModelCheckpoint, TerminateOnNaN)
+from . import callbacks                    # callbacks.ReduceLROnPlateau: Keras's
 from .data import batches, train_test_split
 from .io import FormatError, load, save
 from .nn import (GELU, Dropout, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential,
@@ -31,6 +33,7 @@ from .schedules import (CosineAnnealingLR, ExponentialLR, LRScheduler,
                         ReduceLROnPlateau, StepLR)
 from . import onnx                         # imports the onnx package on first export only
 from .threads import get_num_threads, set_num_threads
+from .torch_interop import from_torch, to_torch   # imports torch on first call only
 
 
 def get_include():
@@ -53,9 +56,10 @@ __all__ = [
     "LayerNorm",
     "MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_",
-    "History", "Callback", "EarlyStopping", "TerminateOnNaN",
+    "History", "Callback", "EarlyStopping", "TerminateOnNaN", "ModelCheckpoint", "CSVLogger",
+    "LearningRateScheduler", "callbacks",
     "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "ReduceLROnPlateau",
-    "plot_history", "onnx",
+    "plot_history", "onnx", "from_torch", "to_torch",
     "batches", "train_test_split",
     "load", "save", "FormatError",
     "datasets",

@@ -75,8 +75,12 @@ class _Loss:
                              f"the prediction shape {pred_shape}")
         return t
 
-    def forward(self, pred, target, backend=None):
-        """Mean loss of pred against target; keeps the gradient for backward()."""
+    def forward(self, pred, target, backend=None, sample_weight=None, denom=0.0):
+        """Mean loss of pred against target; keeps the gradient for backward().
+
+        sample_weight (N,) float32 and denom: the loss is sum_i w_i l_i / denom
+        (denom <= 0: / sum_i w_i), l_i row i's mean loss (fastnn/reference/losses.py);
+        fit passes denom = the batch's rows (Keras)."""
         pred = np.ascontiguousarray(pred, dtype=np.float32)
         if pred.ndim != 2:
             raise ValueError(f"{type(self).__name__}: pred must be 2-D (batch, outputs), "
@@ -88,7 +92,9 @@ class _Loss:
         dpred = self._dpred
         if dpred is None or dpred.shape != pred.shape:
             dpred = np.empty(pred.shape, np.float32)
-        loss = self._kernel(backend or get_backend(), dpred, pred, target)
+        kw = {} if sample_weight is None and not denom else \
+            {"sample_weight": sample_weight, "denom": float(denom)}
+        loss = self._kernel(backend or get_backend(), dpred, pred, target, **kw)
         self._dpred = dpred
         return float(loss)
 
@@ -119,8 +125,8 @@ class MSELoss(_Loss):
     """Mean squared error: L = mean((pred - target)²); dL/dpred = 2 (pred - target) / (N·D)."""
     _plan_name = "mse"
 
-    def _kernel(self, be, dpred, pred, target):
-        return be.mse_loss(dpred, pred, target)
+    def _kernel(self, be, dpred, pred, target, **kw):
+        return be.mse_loss(dpred, pred, target, **kw)
 
 
 class L1Loss(_Loss):
@@ -128,8 +134,8 @@ class L1Loss(_Loss):
     (0 where pred == target)."""
     _plan_name = "mae"
 
-    def _kernel(self, be, dpred, pred, target):
-        return be.mae_loss(dpred, pred, target)
+    def _kernel(self, be, dpred, pred, target, **kw):
+        return be.mae_loss(dpred, pred, target, **kw)
 
 
 MAELoss = L1Loss
@@ -146,8 +152,8 @@ class HuberLoss(_Loss):
             raise ValueError(f"HuberLoss: delta must be > 0, got {delta!r}")
         self.delta = float(delta)
 
-    def _kernel(self, be, dpred, pred, target):
-        return be.huber_loss(dpred, pred, target, self.delta)
+    def _kernel(self, be, dpred, pred, target, **kw):
+        return be.huber_loss(dpred, pred, target, self.delta, **kw)
 
     def __repr__(self):
         return f"HuberLoss(delta={self.delta})"
@@ -173,8 +179,8 @@ class BCEWithLogitsLoss(_Loss):
             raise ValueError(f"BCEWithLogitsLoss: targets must be in [0, 1], got {bad}")
         return t
 
-    def _kernel(self, be, dpred, pred, target):
-        return be.bce_with_logits_loss(dpred, pred, target, self.pos_weight)
+    def _kernel(self, be, dpred, pred, target, **kw):
+        return be.bce_with_logits_loss(dpred, pred, target, self.pos_weight, **kw)
 
     def correct(self, pred, target):
         target = self.prepare_target(target, pred.shape)
@@ -223,8 +229,8 @@ class CrossEntropyLoss(_Loss):
             raise IndexError(f"target {labels[row]} is out of bounds for {n_classes} classes "
                              f"(row {row})")
 
-    def _kernel(self, be, dpred, pred, target):
-        return be.cross_entropy_loss(dpred, pred, target, self.weight, self.ignore_index)
+    def _kernel(self, be, dpred, pred, target, **kw):
+        return be.cross_entropy_loss(dpred, pred, target, self.weight, self.ignore_index, **kw)
 
     def correct(self, pred, target):
         return float(np.sum(pred.argmax(axis=1) == self.prepare_target(target, pred.shape)))

@@ -111,7 +111,7 @@ class Optimizer:
     def __getstate__(self):
         """Pickle: the parameters (found again in their model), hyperparameters
         and state arrays; the backend by name."""
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_targets", "backend")}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_targets", "backend", "_frozen_cache")}
         state["backend"] = self.backend.NAME
         return state
 
@@ -137,15 +137,41 @@ class Optimizer:
         for _, grad in self._targets:
             grad.fill(0.0)
 
+    @property
+    def learning_rate(self):
+        """Keras's name of ``lr``."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self.lr = value
+
     def step(self):
-        """Apply one update to every parameter from its current gradient."""
+        """Apply one update to every parameter from its current gradient
+        (parameters with ``requires_grad = False`` stay as they are)."""
         hp = self.param_groups[0]
         _check("learning rate", hp["lr"])
+        frozen = self._frozen()
+        if frozen is not None:
+            frozen.before()
         self.step_count += 1
         if hp["max_grad_norm"] is not None:
             clip_grad_norm_(self.params, hp["max_grad_norm"])
         for (data, grad), state in zip(self._targets, self.state):
             self._update(self.backend, data, grad, state, self.step_count, hp)
+        if frozen is not None:
+            frozen.after()
+
+    def _frozen(self):
+        """The :class:`_Frozen` of the parameters with requires_grad False, or None
+        when every parameter trains (one pass over the parameters: every step)."""
+        key = tuple(i for i, p in enumerate(self.params) if not p.requires_grad)
+        if not key:
+            return None
+        cached = self.__dict__.get("_frozen_cache")
+        if cached is None or cached[0] != key:
+            cached = self._frozen_cache = (key, _Frozen(self, [self.params[i] for i in key]))
+        return cached[1]
 
     def _plan_spec(self):
         """(C optimizer name, hyperparameters, state arrays) for the fused C step
@@ -189,6 +215,37 @@ class Optimizer:
     def __repr__(self):
         hp = ", ".join(f"{k}={v}" for k, v in self.param_groups[0].items() if k != "params")
         return f"{type(self).__name__}({hp})"
+
+
+class _Frozen:
+    """Freezing, as PyTorch skips a parameter without a gradient: ``before`` an
+    update zeroes the frozen parameters' gradients (so that clipping by the
+    global norm ignores them) and copies their values and their slices of the
+    optimizer state aside; ``after`` it puts those back. An update -- momentum,
+    weight decay and Adam's moments included, the fused C update too -- thus
+    leaves them bitwise unchanged. The copies are allocated once."""
+
+    def __init__(self, optimizer, frozen):
+        self.grads = [p.grad for p in frozen]
+        views = [p.data for p in frozen]
+        for p in frozen:
+            if optimizer.flat:       # one flat state array per name, laid out like flat
+                views += [s.reshape(-1)[p.offset:p.offset + p.data.size]
+                          for s in optimizer.state[0].values()]
+            else:
+                i = next(k for k, q in enumerate(optimizer.params) if q is p)
+                views += list(optimizer.state[i].values())
+        self.views, self.saved = views, [np.empty_like(v) for v in views]
+
+    def before(self):
+        for g in self.grads:
+            g.fill(0.0)
+        for v, s in zip(self.views, self.saved):
+            np.copyto(s, v)
+
+    def after(self):
+        for v, s in zip(self.views, self.saved):
+            np.copyto(v, s)
 
 
 class SGD(Optimizer):

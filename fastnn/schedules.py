@@ -191,8 +191,13 @@ class ReduceLROnPlateau(LRScheduler):
             sched.step(model.evaluate(X_val, y_val)["loss"])
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+    def __init__(self, optimizer=None, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8, monitor="val_loss"):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"fastnn.ReduceLROnPlateau is PyTorch's scheduler and needs the "
+                            f"optimizer first, got {type(optimizer).__name__}; Keras's "
+                            "callback ReduceLROnPlateau(monitor='val_loss', factor=0.1, ...) "
+                            "is fastnn.callbacks.ReduceLROnPlateau")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):

@@ -13,11 +13,11 @@ import time
 import numpy as np
 
 from .callbacks import Callback, History
-from .checks import check_consistent_length, check_int, check_X, check_y, is_real
+from .checks import check_consistent_length, check_int, check_X, check_y, is_int, is_real
 from .losses import get_loss
 from .optim import Optimizer, get_optimizer
 
-__all__ = ["fit", "evaluate", "predict", "predict_proba", "Trainable"]
+__all__ = ["fit", "evaluate", "predict", "predict_proba", "predict_classes", "Trainable"]
 
 
 def check_optimizer(model, optimizer):
@@ -83,8 +83,168 @@ def _check_xy(model, X, y, loss, name="X"):
     return X, y
 
 
+# ------------------------------------------------- labels and sample weights
+def _is_label_encoded(loss):
+    """Losses whose targets are class labels that fit may encode (cross-entropy)."""
+    return type(loss).__name__ == "CrossEntropyLoss"
+
+
+def _label_array(y):
+    """y as an array: numbers as they are, anything else (strings, tuples, any
+    hashable) as a 1-D array of labels (object dtype unless all strings)."""
+    if isinstance(y, np.ndarray):
+        arr = y
+    else:
+        try:
+            arr = np.asarray(y)
+        except (ValueError, TypeError):
+            arr = None
+        if arr is None or (arr.dtype.kind in "biuf" and not
+                           (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1))) or \
+                arr.dtype.kind not in "biufUS":
+            items = list(y)
+            arr = np.empty(len(items), object)
+            for i, v in enumerate(items):
+                arr[i] = v
+    if arr.dtype.kind not in "biuf" and arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.reshape(-1)
+    return arr
+
+
+def _encode_labels(model, y, loss, fitting, name="y"):
+    """Labels that are not numbers (strings or any hashable) as their indices in
+    ``model.classes_``: fit sets classes_ (the sorted distinct labels; order of
+    first appearance when they cannot be sorted), evaluate and validation data
+    use it (an unseen label is a ValueError). Numbers are class indices as
+    before (fit then sets classes_ to None)."""
+    if not _is_label_encoded(loss):
+        return y
+    arr = _label_array(y)
+    if arr.dtype.kind in "biuf":
+        if fitting:
+            model.classes_ = None
+        return arr
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: labels must be 1-D, got shape {arr.shape}")
+    if fitting:
+        if arr.dtype.kind in "US":
+            classes, codes = np.unique(arr, return_inverse=True)
+            model.classes_ = classes
+            codes = codes.reshape(-1).astype(np.int64)
+        else:
+            try:
+                uniq = list(dict.fromkeys(arr.tolist()))
+            except TypeError as e:
+                raise TypeError(f"{name}: class labels must be hashable: {e}") from None
+            try:
+                uniq = sorted(uniq)
+            except TypeError:
+                pass
+            classes = np.empty(len(uniq), object)
+            for i, c in enumerate(uniq):
+                classes[i] = c
+            model.classes_ = classes
+            index = {c: i for i, c in enumerate(uniq)}
+            codes = np.fromiter((index[v] for v in arr.tolist()), np.int64, len(arr))
+        width = model.out_features_
+        if width is not None and len(model.classes_) > width:
+            raise ValueError(f"{name} has {len(model.classes_)} classes but the model has "
+                             f"{width} outputs")
+        return codes
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        raise TypeError(f"{name}: labels of dtype {arr.dtype} need a model fitted on such "
+                        "labels (model.classes_ is None); pass integer class indices")
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    try:
+        codes = [index.get(v, -1) for v in arr.tolist()]
+    except TypeError as e:
+        raise TypeError(f"{name}: class labels must be hashable: {e}") from None
+    codes = np.asarray(codes, np.int64)
+    if (codes < 0).any():
+        unseen = list(dict.fromkeys(arr[codes < 0].tolist()))[:5]
+        raise ValueError(f"{name} contains labels not seen in fit: {unseen} "
+                         f"(model.classes_ = {list(classes)})")
+    return codes
+
+
+def check_sample_weight(sample_weight, n, name="sample_weight"):
+    """Per-row weights as C-contiguous float32 (n,), each finite and >= 0."""
+    try:
+        w = np.asarray(sample_weight)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name} could not be converted to an array: {e}") from None
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {w.dtype}")
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w.reshape(-1)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one weight per sample), "
+                         f"got {w.shape}")
+    with np.errstate(over="ignore"):
+        w = np.ascontiguousarray(w, dtype=np.float32)
+    bad = ~(np.isfinite(w) & (w >= 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(f"{name}[{row}] is {w[row]}: weights must be finite and >= 0")
+    return w
+
+
+def _class_weight_rows(model, class_weight, y, loss):
+    """Keras's class_weight: row i gets class_weight.get(class of row i, 1.0).
+    The class is the label (cross-entropy; keys are the original labels when
+    fit encoded them, see model.classes_), or for BCEWithLogitsLoss the rounded
+    target (one output) or its argmax (several), as Keras."""
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight must be a dict {{class: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    if not loss.classification:
+        raise ValueError(f"class_weight needs a classification loss (CrossEntropyLoss, "
+                         f"BCEWithLogitsLoss), got {type(loss).__name__}")
+    classes = getattr(model, "classes_", None) if _is_label_encoded(loss) else None
+    table = {}
+    for key, value in class_weight.items():
+        if not is_real(value) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"class_weight[{key!r}] must be a finite number >= 0, "
+                             f"got {value!r}")
+        if classes is not None:
+            hits = [i for i, c in enumerate(classes.tolist()) if c == key]
+            if not hits:
+                raise ValueError(f"class_weight has the key {key!r}, which is not a class "
+                                 f"(model.classes_ = {list(classes)})")
+            key = hits[0]
+        elif not (is_int(key) or (isinstance(key, (float, np.floating)) and key == int(key))):
+            raise ValueError(f"class_weight keys must be integer class indices, got {key!r}")
+        table[int(key)] = float(value)
+    if y.ndim == 2:
+        y = np.argmax(y, axis=1) if y.shape[1] > 1 else y[:, 0]
+    labels = np.round(y).astype(np.int64)
+    keys = np.fromiter(table, np.int64, len(table))
+    vals = np.fromiter(table.values(), np.float64, len(table))
+    w = np.ones(len(labels), np.float64)
+    if len(keys):
+        order = np.argsort(keys)
+        keys, vals = keys[order], vals[order]
+        pos = np.clip(np.searchsorted(keys, labels), 0, len(keys) - 1)
+        hit = keys[pos] == labels
+        w[hit] = vals[pos[hit]]
+    return w
+
+
+def _row_weights(model, y, loss, sample_weight, class_weight, name="sample_weight"):
+    """The per-row float32 weights of sample_weight times class_weight, or None."""
+    if sample_weight is None and class_weight is None:
+        return None
+    w = np.ones(len(y), np.float64) if sample_weight is None else \
+        check_sample_weight(sample_weight, len(y), name).astype(np.float64)
+    if class_weight is not None:
+        w *= _class_weight_rows(model, class_weight, y, loss)
+    return check_sample_weight(w, len(y), name)
+
+
 def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuffle=True,
-        seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1):
+        seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
+        sample_weight=None, class_weight=None):
     """Train the model; return a :class:`History`.
 
     Args:
@@ -99,10 +259,22 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
             gradient descent -- the same optimizer in every case.
         shuffle, seed: reshuffle every epoch; seed=None draws one from the
             model's seeded generator, so runs are reproducible.
-        validation_data: (X_val, y_val), or validation_split: the fraction of
-            samples taken from the END of X, y (before shuffling, as Keras).
+        validation_data: (X_val, y_val) or (X_val, y_val, sample_weight_val),
+            or validation_split: the fraction of samples (and sample weights)
+            taken from the END of X, y (before shuffling, as Keras).
         callbacks: list of :class:`Callback`, e.g. EarlyStopping.
         verbose: 0 silent, 1 or 2 one line per epoch.
+        sample_weight (N,): per-sample weights (finite, >= 0). class_weight:
+            {class: weight} (classification losses; class = label, or the
+            original label when labels were encoded), missing classes 1.0.
+            As Keras: row weight = sample weight x class weight, and each
+            batch's loss is sum(w l) / the batch's rows (not / sum w).
+            Accuracy stays unweighted (Keras's ``metrics``, not
+            ``weighted_metrics``).
+
+    Labels for CrossEntropyLoss may be strings or any hashable: fit stores the
+    sorted distinct labels in ``model.classes_`` (saved with the model) and
+    trains on their indices; :func:`predict_classes` decodes back.
 
     history.history holds "loss" (sample-weighted mean of the batch losses
     of the epoch, weights as they were at each batch), "accuracy" for
@@ -121,19 +293,28 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
     check_optimizer(model, optimizer)
     epochs = check_int(epochs, "epochs", 0)
     batch_size = check_int(batch_size, "batch_size", 1)
-    X, y = _check_xy(model, X, y, loss)
+    X, y = _check_xy(model, X, _encode_labels(model, y, loss, True), loss)
+    w = _row_weights(model, y, loss, sample_weight, class_weight)
     if not is_real(validation_split) or not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    wv = None
     if validation_data is not None:
-        if len(validation_data) != 2:
-            raise ValueError("validation_data must be a tuple (X_val, y_val)")
-        Xv, yv = _check_xy(model, *validation_data, loss, name="X_val")
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a tuple (X_val, y_val) or "
+                             "(X_val, y_val, sample_weight_val)")
+        Xv, yv = _check_xy(model, validation_data[0],
+                           _encode_labels(model, validation_data[1], loss, False, "y_val"),
+                           loss, name="X_val")
+        if len(validation_data) == 3 and validation_data[2] is not None:
+            wv = check_sample_weight(validation_data[2], len(Xv), "sample_weight_val")
     elif validation_split > 0:
         split = int(len(X) * (1.0 - validation_split))
         if split in (0, len(X)):
             raise ValueError(f"validation_split={validation_split} leaves an empty training "
                              f"or validation set out of {len(X)} samples")
         X, Xv, y, yv = X[:split], X[split:], y[:split], y[split:]
+        if w is not None:
+            w, wv = w[:split], w[split:]
     else:
         Xv = yv = None
     if seed is not None:
@@ -146,20 +327,22 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
     rng = np.random.default_rng(model._rng.integers(2**63) if seed is None else seed)
 
     model.loss, model.optimizer = loss, optimizer
-    history = History()
+    history = model.history = History()
     callbacks = [history] + callbacks
     # a callback with handles_nonfinite (TerminateOnNaN) decides what a NaN/Inf loss does
     nonfinite_raises = not any(getattr(cb, "handles_nonfinite", False) for cb in callbacks)
-    batch_cbs = [cb for cb in callbacks
-                 if type(cb).on_train_batch_end is not Callback.on_train_batch_end
-                 or type(cb).on_batch_end is not Callback.on_batch_end]
+    batch_cbs = [cb for cb in callbacks if _wants_batches(cb)]
+    params = {"verbose": verbose, "epochs": epochs, "steps": -(-len(X) // batch_size)}
     for cb in callbacks:
         cb.set_model(model)
+        cb.set_params(params)
+    for cb in callbacks:
         cb.on_train_begin({})
     model.stop_training = False
     model.train()
     rows = min(batch_size, len(X))
     xbuf, ybuf = np.empty((rows,) + X.shape[1:], X.dtype), np.empty((rows,) + y.shape[1:], y.dtype)
+    wbuf = None if w is None else np.empty(rows, np.float32)
     for epoch in range(epochs):
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
@@ -170,16 +353,17 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
         cm = None if batch_cbs or not nonfinite_raises else model._epoch_model(loss, optimizer)
         if cm is not None:
             total, correct, seen = _epoch_in_c(model, cm, X, y, order, batch_size, loss,
-                                               optimizer, epoch)
+                                               optimizer, epoch, w)
         else:
             total, correct, seen = _epoch_by_step(model, X, y, order, batch_size, loss,
                                                   optimizer, epoch, xbuf, ybuf, batch_cbs,
-                                                  nonfinite_raises)
+                                                  nonfinite_raises, w, wbuf)
         logs = {"loss": total / seen}
         if loss.classification:
             logs["accuracy"] = correct / seen
         if Xv is not None:
-            logs.update({"val_" + k: v for k, v in _evaluate(model, Xv, yv, loss).items()})
+            logs.update({"val_" + k: v for k, v in _evaluate(model, Xv, yv, loss,
+                                                             sample_weight=wv).items()})
             model.train()
         logs["lr"] = optimizer.lr     # the lr this epoch trained with
         seconds = time.perf_counter() - t0
@@ -202,19 +386,35 @@ def _diverged(value, epoch, step, optimizer):
         f"diverged; lower the learning rate (now {optimizer.lr:g})")
 
 
+def _wants_batches(cb):
+    """Whether a callback needs on_train_batch_end (which keeps the epoch out of C):
+    its ``wants_batches`` attribute when it has one, else whether it overrides a
+    batch hook."""
+    flag = getattr(cb, "wants_batches", None)
+    if flag is not None:
+        return bool(flag)
+    return type(cb).on_train_batch_end is not Callback.on_train_batch_end \
+        or type(cb).on_batch_end is not Callback.on_batch_end
+
+
 def _epoch_by_step(model, X, y, order, batch_size, loss, optimizer, epoch, xbuf, ybuf,
-                   batch_cbs, nonfinite_raises):
+                   batch_cbs, nonfinite_raises, w=None, wbuf=None):
     """One epoch, one ``model._train_step`` per batch; returns (loss sum, correct, rows)."""
     total = correct = 0.0
     seen = 0
+    wb = None
     for step, start in enumerate(range(0, len(X), batch_size)):
         if order is None:   # views: no copy
             xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+            if w is not None:
+                wb = w[start:start + batch_size]
         else:               # gathered into buffers allocated once per fit
             idx = order[start:start + batch_size]
             xb = np.take(X, idx, axis=0, out=xbuf[:len(idx)], mode="clip")
             yb = np.take(y, idx, axis=0, out=ybuf[:len(idx)], mode="clip")
-        value, out = model._train_step(xb, yb, loss, optimizer)
+            if w is not None:
+                wb = np.take(w, idx, out=wbuf[:len(idx)], mode="clip")
+        value, out = model._train_step(xb, yb, loss, optimizer, wb)
         if nonfinite_raises and not math.isfinite(value):
             raise _diverged(value, epoch, step, optimizer)
         total += value * len(xb)
@@ -233,7 +433,7 @@ def _epoch_by_step(model, X, y, order, batch_size, loss, optimizer, epoch, xbuf,
 EPOCH_SLICE_SECONDS = 0.05
 
 
-def _epoch_in_c(model, cm, X, y, order, batch_size, loss, optimizer, epoch):
+def _epoch_in_c(model, cm, X, y, order, batch_size, loss, optimizer, epoch, w=None):
     """One epoch through ``fnn_model_train_epoch``: the same batches, gathers, steps
     and sums, in the same order, as _epoch_by_step (same bits), in calls of about
     EPOCH_SLICE_SECONDS each so that Python handles signals between them."""
@@ -245,7 +445,8 @@ def _epoch_in_c(model, cm, X, y, order, batch_size, loss, optimizer, epoch):
         t0 = time.perf_counter()
         total, correct, rows, done, stop, last = cm.train_epoch(
             X, y, order, batch_size, first, chunk, loss._metric, total, correct,
-            optimizer.step_count, model._counter)
+            optimizer.step_count, model._counter, sample_weight=w,
+            weights_per_row=w is not None)
         model._counter += done
         optimizer.step_count += done
         seen += rows
@@ -277,22 +478,28 @@ def _predict(model, X, batch_size):
     return out
 
 
-def _evaluate(model, X, y, loss, batch_size=1024):
+def _evaluate(model, X, y, loss, batch_size=1024, sample_weight=None):
     pred = _predict(model, X, batch_size)
-    logs = {"loss": loss.forward(pred, y, model.backend)}
+    if sample_weight is None:
+        logs = {"loss": loss.forward(pred, y, model.backend)}
+    else:       # Keras: sum(w l) over the set / its rows
+        logs = {"loss": loss.forward(pred, y, model.backend, sample_weight, float(len(X)))}
     if loss.classification:
         logs["accuracy"] = loss.correct(pred, y) / len(X)
     return logs
 
 
-def evaluate(model, X, y, loss=None, batch_size=1024):
+def evaluate(model, X, y, loss=None, batch_size=1024, sample_weight=None):
     """{"loss": mean loss, "accuracy": ... (classification)} on X, y in eval mode.
 
-    loss defaults to the one of the last ``fit``.
+    loss defaults to the one of the last ``fit``. Labels are encoded through
+    ``model.classes_`` when fit encoded them. sample_weight (N,): the loss is
+    sum(w l) / N, as fit's (Keras); accuracy stays unweighted.
     """
     loss = get_loss(loss if loss is not None else model.loss)
-    X, y = _check_xy(model, X, y, loss)
-    return _evaluate(model, X, y, loss, check_int(batch_size, "batch_size", 1))
+    X, y = _check_xy(model, X, _encode_labels(model, y, loss, False), loss)
+    w = None if sample_weight is None else check_sample_weight(sample_weight, len(X))
+    return _evaluate(model, X, y, loss, check_int(batch_size, "batch_size", 1), w)
 
 
 def predict(model, X, batch_size=1024):
@@ -320,10 +527,28 @@ def predict_proba(model, X, batch_size=1024):
     return probs
 
 
+def predict_classes(model, X, batch_size=1024):
+    """Predicted classes: argmax of the outputs (several outputs) or output > 0
+    (one output: a logit), decoded through ``model.classes_`` when fit encoded
+    the labels (strings come back as strings), else class indices (int64)."""
+    out = predict(model, X, batch_size)
+    if out.shape[1] == 1:
+        threshold = 0.5 if type(model.layers[-1]).__name__ in ("Softmax", "Sigmoid") else 0.0
+        idx = (out[:, 0] > threshold).astype(np.int64)
+    else:
+        idx = out.argmax(axis=1).astype(np.int64)
+    classes = getattr(model, "classes_", None)
+    return idx if classes is None else classes[idx]
+
+
 class Trainable:
-    """What a model gets for being trainable: ``fit``, ``evaluate``, ``predict``
-    and ``predict_proba`` (the functions of this module, as methods)."""
+    """What a model gets for being trainable: ``fit``, ``evaluate``, ``predict``,
+    ``predict_proba`` and ``predict_classes`` (the functions of this module, as
+    methods). ``classes_`` is the label encoder fit sets (None: labels are
+    class indices)."""
+    classes_ = None
     fit = fit
     evaluate = evaluate
     predict = predict
     predict_proba = predict_proba
+    predict_classes = predict_classes

@@ -288,7 +288,7 @@ def test_bad_optimizer_arguments_more(model, make, fragment):
 @pytest.mark.parametrize("kw, exc, fragment", [
     (dict(validation_split="a"), ValueError, "validation_split"),
     (dict(validation_split=float("nan")), ValueError, "validation_split"),
-    (dict(validation_data=(X(3), y(3), y(3))), ValueError, "validation_data must be a tuple"),
+    (dict(validation_data=(X(3), y(3), y(3), y(3))), ValueError, "validation_data must be a tuple"),
     (dict(validation_data=(X(3, 5), y(3))), ValueError, "expects 64 features, got 5"),
     (dict(callbacks=[3]), TypeError, r"callbacks\[0\] must be a fastnn Callback"),
     (dict(callbacks=3), TypeError, r"callbacks\[0\] must be a fastnn Callback"),

@@ -16,6 +16,7 @@ each batch as one C call. Otherwise (the NumPy backend, a user layer) the
 layers run one by one through their backend's kernels; both paths call the
 same kernels in the same order and give the same bits.
 """
+import io
 import json
 import threading
 
@@ -25,7 +26,7 @@ from .. import fileformat, training
 from .._backend import get_backend
 from ..checks import check_X, is_int
 from . import registry
-from .module import Module
+from .module import Module, check_dtype, float64_unsupported
 
 __all__ = ["Sequential", "param_layout"]
 
@@ -69,6 +70,30 @@ def _nonzero(attrs):
             if v and (not isinstance(v, (list, tuple)) or any(v))}
 
 
+def _classes_to_json(classes):
+    """fit's class labels as JSON: {"dtype": "str"|"int"|..., "values": [...]}; labels
+    other than str/int/float/bool cannot be saved (TypeError)."""
+    values = []
+    for c in classes.tolist():
+        if not isinstance(c, (str, int, float, bool)):
+            raise TypeError(f"cannot save class label {c!r} of type {type(c).__name__}: "
+                            "only str, int, float and bool labels are saved with a model")
+        values.append(c)
+    return {"dtype": "object" if classes.dtype == object else "array", "values": values}
+
+
+def _classes_from_json(d):
+    values = d["values"]
+    if not isinstance(values, list):
+        raise ValueError("values must be a list")
+    if d["dtype"] == "object":
+        out = np.empty(len(values), object)
+        for i, v in enumerate(values):
+            out[i] = v
+        return out
+    return np.asarray(values)
+
+
 def _rebuild(layer_states, seed, backend, input_shape, params, buffers, state):
     """Unpickle: the same architecture, then the saved arrays and settings."""
     layers = []
@@ -94,6 +119,8 @@ class Sequential(training.Trainable, Module):
         backend: "c" (default), "numpy" or a backend module.
         input_shape: the per-sample input shape, e.g. ``(64,)`` (or 64); by
             default the first Linear's ``(in_features,)``.
+        dtype: None or float32; float64 raises NotImplementedError (why: see
+            fastnn/nn/module.py float64_unsupported).
 
     Set ``model.fused = False`` to run layer by layer instead of one C call
     per step (same results).
@@ -103,7 +130,8 @@ class Sequential(training.Trainable, Module):
         model = Sequential(Linear(64, 128), ReLU(), Linear(128, 10), seed=0)
         history = model.fit(X, y, loss=CrossEntropyLoss(), optimizer=Adam(model.parameters()))
     """
-    def __init__(self, *layers, seed=0, backend=None, input_shape=None):
+    def __init__(self, *layers, seed=0, backend=None, input_shape=None, dtype=None):
+        check_dtype(dtype, "Sequential")
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         if not layers:
@@ -256,6 +284,15 @@ class Sequential(training.Trainable, Module):
         """Set every gradient to 0 (one fill over the flat gradient buffer)."""
         self.flat_grads.fill(0.0)
 
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter; returns self (PyTorch)."""
+        for p in self._params:
+            p.requires_grad = requires_grad
+        return self
+
+    def double(self):
+        float64_unsupported("Sequential.double()")
+
     def output_shape(self, in_shape=None):
         return self._shapes[-1]
 
@@ -282,32 +319,49 @@ class Sequential(training.Trainable, Module):
         for i in range(len(self.layers) - 1, -1, -1):
             dout = self.layers[i].backward(dout, need_dx=i > 0)
 
-    def train_step(self, x, y, loss_fn, optimizer):
+    def train_step(self, x, y, loss_fn, optimizer, sample_weight=None):
         """One step: forward, loss, zero_grad, backward, optimizer.step(); returns the loss.
 
         x and y are checked like fit's (NaN/Inf in either would turn every
-        weight into NaN; a bad call changes nothing)."""
+        weight into NaN; a bad call changes nothing). sample_weight (n,):
+        the loss is sum w l / n, as Keras's train_on_batch."""
         x, y, loss_fn = training.check_step(self, x, y, loss_fn, optimizer)
-        return self._train_step(x, y, loss_fn, optimizer)[0]
+        if sample_weight is not None:
+            sample_weight = training.check_sample_weight(sample_weight, len(x))
+        return self._train_step(x, y, loss_fn, optimizer, sample_weight)[0]
 
-    def _train_step(self, x, y, loss_fn, optimizer):
+    def _train_step(self, x, y, loss_fn, optimizer, sample_weight=None):
         """The unchecked step used by fit; returns (loss, outputs).
 
         With the C model bound to this loss and optimizer, the whole step is
         ONE C call with the GIL released and no allocation
-        (``_core.Model.train_step``); otherwise it runs layer by layer."""
+        (``_core.Model.train_step``); otherwise it runs layer by layer. With
+        sample_weight (n,) the loss is sum w l / n (Keras), on either path.
+        Frozen parameters (requires_grad False): the fused step is split into
+        compute_gradients and apply_gradients around optim._Frozen, as
+        optimizer.step() does on the layer-by-layer path (same bits)."""
+        denom = 0.0 if sample_weight is None else float(len(x))
         cm = self._bound_step(loss_fn, optimizer) \
             if self.training and self.fused and self._layers_training else None
         if cm is None:
             out = self._forward(x)
-            loss = loss_fn.forward(out, y, self._backend)
+            loss = loss_fn.forward(out, y, self._backend, sample_weight, denom)
             self.zero_grad()
             self.backward(loss_fn.backward())
             optimizer.step()
             return loss, out
         n = len(x)
         work, out = self._workspace(n, True)
-        loss = cm.train_step(x, y, work, optimizer.step_count, self._counter)
+        frozen = optimizer._frozen()
+        if frozen is None:
+            loss = cm.train_step(x, y, work, optimizer.step_count, self._counter,
+                                 sample_weight, denom)
+        else:
+            loss = cm.compute_gradients(x, y, work, optimizer.step_count, self._counter,
+                                        sample_weight, denom)
+            frozen.before()
+            cm.apply_gradients(optimizer.step_count, self._counter)
+            frozen.after()
         self._counter += 1
         optimizer.step_count += 1
         return loss, out
@@ -315,8 +369,10 @@ class Sequential(training.Trainable, Module):
     # ---------------------------------------------------------- the C model
     def _epoch_model(self, loss_fn, optimizer):
         """The C model bound for a whole epoch in C (fit), or None: the same
-        conditions as a fused step."""
-        if self.training and self.fused and self._layers_training:
+        conditions as a fused step, and no frozen parameter (the epoch's steps
+        cannot be split around optim._Frozen)."""
+        if self.training and self.fused and self._layers_training and \
+                optimizer._frozen() is None:
             return self._bound_step(loss_fn, optimizer)
         return None
 
@@ -414,6 +470,8 @@ class Sequential(training.Trainable, Module):
                            for layer in self.layers]}
         if self.metadata is not None:    # e.g. the CLI's preprocessing
             meta["metadata"] = self.metadata
+        if self.classes_ is not None:    # fit's label encoder (fastnn/training.py)
+            meta["classes"] = _classes_to_json(self.classes_)
         try:
             mbytes = json.dumps(meta, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError) as e:
@@ -469,7 +527,24 @@ class Sequential(training.Trainable, Module):
         model.flat_buffers[...] = d["buffers"]
         if isinstance(meta, dict) and meta.get("metadata") is not None:
             model.metadata = meta["metadata"]
+        if isinstance(meta, dict) and meta.get("classes") is not None:
+            try:
+                model.classes_ = _classes_from_json(meta["classes"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise FormatError(f"{path}: invalid class labels: {e}") from None
         return model
+
+    def save_weights(self, path):
+        """Write ``state_dict()`` (parameters and buffers) to `path` as a NumPy
+        .npz, atomically (Keras's save_weights; the architecture is not saved)."""
+        buf = io.BytesIO()
+        np.savez(buf, **self.state_dict())
+        fileformat.write_atomic(path, [buf.getvalue()])
+
+    def load_weights(self, path):
+        """Load what save_weights wrote into this model (names and shapes must match)."""
+        with np.load(path, allow_pickle=False) as f:
+            self.load_state_dict({k: f[k] for k in f.files})
 
     def to_onnx(self, path, opset=17):
         """Write the inference graph as ONNX (:func:`fastnn.onnx.export`); return the proto."""
@@ -502,8 +577,9 @@ class Sequential(training.Trainable, Module):
     # ------------------------------------------------------------ pickling
     def __reduce__(self):
         state = {k: self.__dict__[k] for k in ("_counter", "training", "fused", "loss",
-                                               "metadata", "stop_training", "_rng")
+                                               "metadata", "stop_training", "_rng", "classes_")
                  if k in self.__dict__}
+        state["_frozen_names"] = [p.name for p in self._params if not p.requires_grad]
         if "optimizer" in self.__dict__:
             state["optimizer"] = self.optimizer
         layers = [(type(layer), {k: v for k, v in layer.__getstate__().items()
@@ -513,7 +589,11 @@ class Sequential(training.Trainable, Module):
                 state)
 
     def __setstate__(self, state):
+        state = dict(state)
+        frozen = set(state.pop("_frozen_names", ()))
         self.__dict__.update(state)
+        for p in self._params:
+            p.requires_grad = p.name not in frozen
 
     def __repr__(self):
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]

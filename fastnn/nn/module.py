@@ -19,7 +19,32 @@ import numpy as np
 from .._backend import get_backend
 from ..parameter import Parameter
 
-__all__ = ["Module"]
+__all__ = ["Module", "check_dtype", "float64_unsupported"]
+
+
+def float64_unsupported(who):
+    """The one explanation why there are no float64 models (NotImplementedError)."""
+    raise NotImplementedError(
+        f"{who}: fastnn models are float32 only -- every C kernel (GEMM, activations, "
+        "losses, optimizers), the flat parameter buffers and the model file format "
+        "are float32, and a float64 twin of all of them is not built. Inputs of any "
+        "real dtype are accepted and converted to float32; use torch or the NumPy "
+        "reference kernels (fastnn.reference, float64-capable) for float64 maths")
+
+
+def check_dtype(dtype, who):
+    """None/float32 pass; float64 (or anything else) raises (float64_unsupported)."""
+    if dtype is None:
+        return
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt == np.float32:
+        return
+    if dt is not None and dt.kind == "f":
+        float64_unsupported(f"{who} dtype={dt.name}")
+    raise TypeError(f"{who}: dtype must be float32, got {dtype!r}")
 
 
 class Module:
@@ -155,6 +180,25 @@ class Module:
     def zero_grad(self):
         for p in self.parameters():
             p.grad.fill(0.0)
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter of this layer; returns self
+        (PyTorch). See :class:`fastnn.Parameter`."""
+        for p in self.parameters():
+            p.requires_grad = requires_grad
+        return self
+
+    def float(self):
+        """A no-op returning self: fastnn is float32 already (PyTorch's .float())."""
+        return self
+
+    def double(self):
+        float64_unsupported(f"{type(self).__name__}.double()")
+
+    def to(self, dtype):
+        """``.to(float32)`` returns self; any other dtype is unsupported (see double)."""
+        check_dtype(dtype, f"{type(self).__name__}.to()")
+        return self
 
     def state_dict(self):
         """{"weight": array, ...}: copies of this layer's parameters and buffers."""
