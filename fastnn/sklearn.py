@@ -604,7 +604,9 @@ class _BaseMLP(BaseEstimator):
 
     # ----------------------------------------------------------- inference
     def _forward_pass_fast(self, X, check_input=True):
-        """The output activations (n_samples, n_outputs_) in X's float dtype."""
+        """The output activations (n_samples, n_outputs_) in X's float dtype.
+        check_input=False (a validation score during fit): no validation, and the
+        model's parameters are used as they are (coefs_ are copied in at the end)."""
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                               dtype=(np.float64, np.float32))
@@ -612,7 +614,7 @@ class _BaseMLP(BaseEstimator):
         if sp.issparse(X) and X.format == "csc":
             X = X.tocsr()
         with _threads(self.n_threads):
-            model = self._ensure_model()
+            model = self._ensure_model() if check_input else self.model_
             n = X.shape[0]
             out = np.empty((n, self.n_outputs_), np.float32)
             cm = model._get_plan()
@@ -776,6 +778,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         classes: every label any call will see (``np.unique(y_all)``); required
         on the first call, checked against classes_ afterwards.
         """
+        if isinstance(self.class_weight, str):   # "balanced" (validated by _fit_context)
+            raise ValueError("class_weight 'balanced' is not supported for partial_fit: pass "
+                             "compute_class_weight('balanced', classes=classes, y=y_all) as "
+                             "a dict instead")
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
