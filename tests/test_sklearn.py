@@ -38,14 +38,21 @@ def one_thread():
 
 
 # ------------------------------------------------------- check_estimator
-# Checks expected to fail, with the reason. Empty today: both estimators pass
-# every check of the installed scikit-learn (max_iter=100 keeps them fast, as
-# scikit-learn does for its own MLPs in its test-instance generator).
-EXPECTED_FAILED_CHECKS = {}
+# Checks expected to fail, with the reason. check_sample_weight_equivalence_* fits once
+# with integer sample weights and once with the rows repeated (a full batch: the data set
+# has fewer than 200 rows) and compares predict_proba/predict at rtol=1e-7. scikit-learn
+# passes in float64; fastnn trains in float32, where the two fits sum their rows in a
+# different order and drift apart by ~1e-6 relative after 100+ steps. The weights ARE
+# equivalent up to float32 rounding: test_sample_weight_equals_repeated_rows checks it at
+# rtol=1e-4, and MLPRegressor(max_iter=20) passes the check as it is.
+_SW = {"check_sample_weight_equivalence_on_dense_data": "float32 training (see above)",
+       "check_sample_weight_equivalence_on_sparse_data": "float32 training (see above)"}
 
 
 def expected_failed_checks(estimator):
-    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+    if isinstance(estimator, MLPRegressor) and estimator.max_iter <= 20:
+        return {}
+    return _SW
 
 
 # scikit-learn < 1.6 has no expected_failed_checks (and nothing to pass it today)
@@ -53,7 +60,10 @@ _XFAIL = {"expected_failed_checks": expected_failed_checks} \
     if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parameters else {}
 
 
-@parametrize_with_checks([MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)], **_XFAIL)
+# scikit-learn's own test instances use max_iter=100; the issue asks for the default
+# (200) and max_iter=20 (where MLPRegressor must still pass the R^2 check)
+@parametrize_with_checks([MLPClassifier(), MLPRegressor(), MLPClassifier(max_iter=20),
+                          MLPRegressor(max_iter=20)], **_XFAIL)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -103,10 +113,10 @@ def test_fitted_attributes_and_shapes():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity", "gelu",
                                         "leaky_relu"])
-@pytest.mark.parametrize("solver", ["adam", "sgd", "adamw", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd", "adam"])
 def test_every_activation_and_solver_learns(activation, solver):
     X, y = _blobs()
-    lr = {"sgd": 0.05, "adagrad": 0.05}.get(solver, 0.01)
+    lr = {"sgd": 0.05}.get(solver, 0.01)
     clf = MLPClassifier((16,), activation, solver=solver, learning_rate_init=lr, max_iter=40,
                         random_state=0).fit(X, y)
     assert clf.score(X, y) > 0.9
@@ -139,14 +149,14 @@ def test_regressor_1d_and_2d_targets():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 3))
     y = X @ [1.0, -2.0, 0.5] + 0.1 * np.sin(3 * X[:, 0])
-    reg = MLPRegressor((32,), learning_rate_init=0.01, max_iter=200, random_state=0).fit(X, y)
+    reg = MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=200, random_state=0).fit(X, y)
     assert reg.predict(X).shape == (400,) and reg.predict(X).dtype == np.float64
     assert reg.score(X, y) > 0.95
     Y = np.column_stack([y, -y])
     reg2 = clone(reg).fit(X, Y)
     assert reg2.predict(X).shape == (400, 2) and reg2.n_outputs_ == 2
     assert reg2.score(X, Y) > 0.95
-    es = MLPRegressor((32,), learning_rate_init=0.01, early_stopping=True,
+    es = MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, early_stopping=True,
                       random_state=0).fit(X, y)
     assert es.best_validation_score_ > 0.9
 
@@ -181,7 +191,8 @@ def test_class_weight_shifts_predictions():
     assert n_plain < n_bal < n_heavy
     # the balanced weights are scikit-learn's n_samples / (n_classes * count)
     counts = np.bincount(y)
-    np.testing.assert_allclose(balanced._class_weight, len(y) / (2 * counts), rtol=1e-6)
+    w = balanced._row_weights(balanced._label_binarizer.transform(y), None)
+    np.testing.assert_allclose(w, (len(y) / (2 * counts))[y], rtol=1e-6)
     from sklearn.metrics import recall_score
     assert recall_score(y, balanced.predict(X)) > recall_score(y, plain.predict(X))
 
@@ -204,7 +215,7 @@ def test_partial_fit():
         clf.partial_fit(X[:, :3], y)
     with pytest.raises(ValueError, match="balanced"):
         MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
-    reg = MLPRegressor((8,), random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), random_state=0)
     for _ in range(3):
         reg.partial_fit(X, X[:, 0])
     assert len(reg.loss_curve_) == 3 and reg.loss_curve_[-1] < reg.loss_curve_[0]
@@ -255,21 +266,20 @@ def test_pickle_round_trip_keeps_training_state():
     np.testing.assert_array_equal(copy.model_.flat_params, clf.model_.flat_params)
 
 
-def test_alpha_is_weight_decay_over_batch_size():
+def test_loss_includes_the_l2_penalty_on_weights_only():
+    """lbfgs loss_ = mean log-loss + alpha / (2 n) * sum ||W||^2 (biases excluded)."""
+    from sklearn.metrics import log_loss
     X, y = _blobs(100)
-    clf = MLPClassifier((4,), alpha=0.5, batch_size=25, max_iter=1, random_state=0).fit(X, y)
-    assert clf._optimizer.param_groups[0]["weight_decay"] == pytest.approx(0.5 / 25)
-    clf = MLPClassifier((4,), alpha=0.5, max_iter=1, random_state=0).fit(X, y)   # auto: n
-    assert clf._optimizer.param_groups[0]["weight_decay"] == pytest.approx(0.5 / 100)
-    flat = clf.model_.flat_params
-    data_loss = clf.loss_ - 0.5 * (0.5 / 100) * float(np.dot(flat, flat))
-    assert 0 < data_loss < clf.loss_
+    clf = MLPClassifier((4,), solver="lbfgs", alpha=0.5, max_iter=30, random_state=0).fit(X, y)
+    penalty = 0.5 * 0.5 / 100 * sum(float(np.sum(w.astype(np.float64) ** 2))
+                                   for w in clf.coefs_)
+    assert clf.loss_ == pytest.approx(log_loss(y, clf.predict_proba(X)) + penalty, rel=1e-4)
 
 
 @pytest.mark.parametrize("n_threads", [0, 1.5, "2"])
 def test_n_threads_rejects(n_threads):
     X, y = _blobs(50)
-    with pytest.raises(ValueError, match="non-zero integer"):
+    with pytest.raises(ValueError, match="n_threads"):
         MLPClassifier(max_iter=1, n_threads=n_threads).fit(X, y)
 
 
@@ -284,12 +294,12 @@ def test_n_threads_is_restored():
 @pytest.mark.parametrize("params, match", [
     (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
     (dict(activation="softplus"), "activation"),
-    (dict(solver="lbfgs"), "solver"),
+    (dict(solver="newton"), "solver"),
     (dict(batch_size=0), "batch_size"),
     (dict(max_iter=0), "max_iter"),
     (dict(alpha=-1.0), "alpha"),
     (dict(momentum=1.5), "momentum"),
-    (dict(early_stopping=True, validation_fraction=0.0), "validation_fraction"),
+    (dict(early_stopping=True, validation_fraction=0.0), "test_size"),   # as sklearn
 ])
 def test_bad_params(params, match):
     X, y = _blobs(50)
