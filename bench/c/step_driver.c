@@ -3,7 +3,8 @@
  * for profilers: `valgrind --tool=callgrind` counts instructions per step
  * (load-independent), `perf` samples it. No Python involved.
  *
- *   gcc -O2 -std=c99 -fopenmp -Icsrc bench/c/step_driver.c csrc/*.c -lm -o /tmp/step_driver
+ *   gcc -O2 -std=c99 -fopenmp -Icsrc bench/c/step_driver.c csrc/ALL.c -lm -o /tmp/step_driver
+ *   (ALL.c: every .c file of csrc/)
  *   /tmp/step_driver tiny|mid|mnist BATCH EPOCHS [STEPS_PER_EPOCH]
  *
  * tiny: 2-16-16-1 tanh, MSE, SGD(lr 1e-2); mid: 64-64-64-1 tanh, MSE, SGD;
