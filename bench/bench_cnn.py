@@ -35,6 +35,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+from compare import _time_blocks  # noqa: E402  (median of timed blocks, as compare.py)
 try:   # the installed package; else the source tree (built in place)
     import fastnn  # noqa: F401
 except ImportError:
@@ -278,21 +279,6 @@ def jax_cell(net, cell):
     return (lambda: jax.block_until_ready(f(params, x))), compile_s
 
 
-def _time(run, reps, min_block_s=0.2):
-    run()
-    t0 = time.perf_counter()
-    run()
-    one = max(time.perf_counter() - t0, 1e-7)
-    inner = max(1, int(min_block_s / one))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            run()
-        times.append((time.perf_counter() - t0) / inner)
-    return float(np.median(times))
-
-
 def memory_worker(impl):
     """Peak RSS (MiB) of 3 epochs of LeNet-5 on 6,400 samples, batch 64."""
     import resource
@@ -333,7 +319,7 @@ def worker(impl, net, cell, threads, reps):
                                                                                          cell)
     for _ in range(3):
         run()
-    return {"sec": _time(run, reps), "compile_s": compile_s}
+    return {"sec": _time_blocks(run, reps, 0.2), "compile_s": compile_s}
 
 
 def run_worker(impl, net, cell, threads, reps):
