@@ -21,6 +21,7 @@
  * reorder them).
  */
 #include <math.h>
+#include <string.h>
 #include "fnn_internal.h"
 #include "vmath.h"
 
@@ -33,16 +34,10 @@
         if ((n) > 0 && !(__VA_ARGS__)) return FNN_ERR_ARG;    \
     } while (0)
 
-/* Overflow-free logistic: exp(-|z|) is in (0, 1]. */
-static inline float sigmoidf_stable(float z) {
-    float e = fnn__expf(-fabsf(z));
-    return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-}
-
 /* ------------------------------------------------------------------ ReLU */
 /* y, x over [lo, hi); y may alias x */
 static FNN_SIMD_CLONES void relu_fwd_range(float *y, const float *x, int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];   /* NaN stays NaN */
+    for (int64_t i = lo; i < hi; i++) y[i] = fnn__reluf(x[i]);
 }
 
 /* dx, dy, x over [lo, hi); dx may alias dy */
@@ -109,7 +104,7 @@ fnn_status fnn_leaky_relu_backward(float *dx, const float *dy, const float *x,
 
 /* --------------------------------------------------------------- Sigmoid */
 static FNN_SIMD_CLONES void sigmoid_fwd_range(float *y, const float *x, int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; i++) y[i] = sigmoidf_stable(x[i]);
+    for (int64_t i = lo; i < hi; i++) y[i] = fnn__sigmoidf(x[i]);
 }
 
 fnn_status fnn_sigmoid_forward(float *y, const float *x, int64_t n) {
@@ -174,7 +169,7 @@ static FNN_SIMD_CLONES void gelu_fwd_range(float *y, const float *x, int64_t lo,
     for (int64_t i = lo; i < hi; i++) {
         float v = x[i];
         float u2 = 2.0f * GELU_K0 * (v + GELU_K1 * v * v * v);
-        y[i] = v * sigmoidf_stable(u2);
+        y[i] = v * fnn__sigmoidf(u2);
     }
 }
 

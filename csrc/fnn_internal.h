@@ -196,4 +196,34 @@ fnn_status fnn__cross_entropy_loss_w(double *loss, float *dpred, const float *lo
                                      const float *rw, double denom, int64_t N, int64_t C,
                                      int64_t ignore_index, int64_t *bad_index);
 
+/* ------------------------------------------------- fused GEMM epilogues */
+/* An activation a linear layer's forward may apply in its GEMM write-out
+   (dense.c, model.c): the ones whose backward can run from their output. */
+enum { FNN_ACT_NONE = 0, FNN_ACT_RELU = 1, FNN_ACT_TANH = 2, FNN_ACT_SIGMOID = 3 };
+
+/* A GEMM epilogue: applied once to each finished block of C, rows [0, m)
+   and columns [j0, j0 + n) of C, where c points at (0, j0) (ldc: C's row
+   stride); ctx is the caller's. Elementwise, so where the blocks fall never
+   changes the result. */
+typedef void (*fnn__gemm_epi_fn)(float *c, int64_t ldc, int64_t m, int64_t n, int64_t j0,
+                                 const void *ctx);
+
+/* fnn_sgemm, then epi on every element of C while its block is still in
+   cache (gemm.c); epi NULL: exactly fnn_sgemm. */
+fnn_status fnn__sgemm_epi(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                          float alpha, const float *A, int64_t lda, const float *B,
+                          int64_t ldb, float beta, float *C, int64_t ldc,
+                          fnn__gemm_epi_fn epi, const void *ctx);
+
+/* y (N, OUT) = act(x (N, IN) . w (IN, OUT) + b) in one pass over y
+   (dense.c); bitwise fnn_dense_forward followed by fnn_<act>_forward. */
+fnn_status fnn__dense_forward_act(float *y, const float *x, const float *w, const float *b,
+                                  int64_t N, int64_t IN, int64_t OUT, int act);
+
+/* dz (N, OUT) = dy * act'(y) (written; dz, dy, y distinct) and db (OUT) +=
+   its column sums, in one pass (dense.c); bitwise fnn_<act>_backward then
+   the bias gradient of fnn_dense_backward. act: FNN_ACT_RELU..SIGMOID. */
+fnn_status fnn__act_backward_bias(float *dz, float *db, const float *dy, const float *y,
+                                  int64_t N, int64_t OUT, int act);
+
 #endif /* FNN_INTERNAL_H */

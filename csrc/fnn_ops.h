@@ -32,6 +32,8 @@ typedef struct fnn_op_ctx {
 
 /* The op prefers He initialisation for a linear layer right before it. */
 #define FNN_OPF_HE_BEFORE 1
+/* The op reads fnn_op_ctx.key (the model derives one per call only for these). */
+#define FNN_OPF_KEY 2
 
 typedef struct fnn_op_def {
     const char *name;

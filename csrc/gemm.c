@@ -57,6 +57,7 @@
 
 #define GEMM_PAR_MIN_FLOPS 2.0e6
 #define GEMM_ALIGN 64
+#define EPI_MIN 1024  /* floats of C per epilogue call on the direct path */
 #define PACK_KB 16   /* k-steps per transposing pack block: one source cache line */
 
 /* ------------------------------------------------------------ utilities */
@@ -235,12 +236,15 @@ typedef struct gemm_args {
     int a_in_place;                /* packed path: B packed, A read where it lies */
     int64_t mc, kc, nc;            /* effective cache blocks */
     int64_t buf_a, buf_b;          /* floats per thread in each buffer */
+    fnn__gemm_epi_fn epi;          /* NULL, or applied to each finished block */
+    const void *epi_ctx;
 } gemm_args;
 
 /* C[m0 : m0+m, n0 : n0+n] on the direct path: the kernel reads A and B in place. */
 static void block_direct(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, int64_t n) {
     const fnn__sgemm_kernel *kr = g->kr;
     int64_t rsa = g->ta ? 1 : g->lda, csa = g->ta ? g->lda : 1;
+    int64_t done = 0;   /* rows before this one have had the epilogue */
     for (int64_t i = 0; i < m; i += kr->mr) {
         int64_t mr = imin(kr->mr, m - i);
         const float *a = g->A + (m0 + i) * rsa;
@@ -248,6 +252,12 @@ static void block_direct(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, 
         for (int64_t j = 0; j < n; j += kr->nr) {
             kr->ukr(g->K, g->alpha, a, rsa, csa, g->B + n0 + j, g->ldb,
                     g->beta, c + j, g->ldc, mr, imin(kr->nr, n - j));
+        }
+        /* the epilogue on finished strips, EPI_MIN floats or more at a time
+           (still in L1, and few calls when rows are short) */
+        if (g->epi && ((i + mr - done) * n >= EPI_MIN || i + mr == m)) {
+            g->epi(g->C + (m0 + done) * g->ldc + n0, g->ldc, i + mr - done, n, n0, g->epi_ctx);
+            done = i + mr;
         }
     }
 }
@@ -283,6 +293,9 @@ static void block_packed(const gemm_args *g, int64_t m0, int64_t m, int64_t n0, 
                         kr->ukr(kc, g->alpha, ap + ir * step, rsa, csa, Bp + jr * kc, nr,
                                 beta, c + ir * g->ldc + jr, g->ldc, imin(mr, mc - ir), nn);
                     }
+                    /* the last k block: this (mc, NR) panel of C is final and in L1 */
+                    if (g->epi && pc + kc == g->K)
+                        g->epi(c + jr, g->ldc, mc, nn, n0 + jc + jr, g->epi_ctx);
                 }
             }
         }
@@ -356,6 +369,14 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
                      float alpha, const float *A, int64_t lda,
                      const float *B, int64_t ldb,
                      float beta, float *C, int64_t ldc) {
+    return fnn__sgemm_epi(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                          NULL, NULL);
+}
+
+fnn_status fnn__sgemm_epi(int transA, int transB, int64_t M, int64_t N, int64_t K,
+                          float alpha, const float *A, int64_t lda, const float *B,
+                          int64_t ldb, float beta, float *C, int64_t ldc,
+                          fnn__gemm_epi_fn epi, const void *epi_ctx) {
     if (M < 0 || N < 0 || K < 0) return FNN_ERR_SIZE;
     if (M == 0 || N == 0) return FNN_OK;
     int ta = transA != 0, tb = transB != 0;
@@ -368,6 +389,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (!C) return FNN_ERR_ARG;
     if (alpha == 0.0f || K == 0) {
         scale_c(C, ldc, M, N, beta);
+        if (epi) epi(C, ldc, M, N, 0, epi_ctx);
         return FNN_OK;
     }
     if (!A || !B) return FNN_ERR_ARG;
@@ -376,6 +398,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     g.kr = fnn__sgemm_kernel_get();
     g.ta = ta; g.tb = tb; g.K = K; g.alpha = alpha; g.beta = beta;
     g.A = A; g.lda = lda; g.B = B; g.ldb = ldb; g.C = C; g.ldc = ldc;
+    g.epi = epi; g.epi_ctx = epi_ctx;
     g.direct = use_direct(g.kr, ta, tb, M, N, K, lda, ldb, ldc);
     /* A small enough to stay in L2 and a direct-capable kernel: only B is
        packed (the NT shapes of backward, dY.W^T). */
@@ -387,6 +410,7 @@ fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64_t K,
     if (g.kr->direct && ta && !tb && N <= 16 && N < M && M >= 2 * NR &&
         lda % 512 != 0 && ldb % 512 != 0) {
         narrow_tn(&g, M, N);
+        if (epi) epi(C, ldc, M, N, 0, epi_ctx);
         return FNN_OK;
     }
 

@@ -59,6 +59,8 @@ struct fnn_model {
     int64_t work_cap;
     int64_t *act, *scr;         /* (L + 1), (L): training workspace offsets ... */
     int64_t g[2], layout_n;     /* ... and gradient buffers, computed for layout_n rows */
+    int64_t layout_need;        /* train_layout(layout_n): the workspace it needs */
+    signed char *fuse;          /* (L) FNN_ACT_* that node i (linear) applies for node i+1 */
     void *gather;               /* fnn_model_train_epoch's batch buffers (grown once) */
     size_t gather_cap;
 };
@@ -99,6 +101,7 @@ void fnn_model_free(fnn_model *m) {
     free(m->work);
     free(m->act);
     free(m->scr);
+    free(m->fuse);
     free(m->gather);
     free(m);
 }
@@ -140,7 +143,32 @@ static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
         m->numel[i + 1] = fnn__shape_numel(&inf->out_shape);
         if (m->numel[i + 1] > m->W) m->W = m->numel[i + 1];
     }
+    /* Fusion: a linear node followed by relu, tanh or sigmoid applies that
+       activation in its GEMM write-out (fnn__dense_forward_act) and writes
+       the activation's slot directly; the linear's own slot is never
+       written. The activation's backward then reads its output in place of
+       its input: tanh and sigmoid use only y, and relu's x > 0 equals
+       y > 0 bit for bit (y = x or 0, NaN stays NaN), so the gradients are
+       those of the unfused pair. */
+    for (int32_t i = 0; i + 1 < m->L; i++) {
+        if (strcmp(m->nodes[i].op, "linear") != 0) continue;
+        const char *next = m->nodes[i + 1].op;
+        m->fuse[i] = !strcmp(next, "relu") ? FNN_ACT_RELU
+                   : !strcmp(next, "tanh") ? FNN_ACT_TANH
+                   : !strcmp(next, "sigmoid") ? FNN_ACT_SIGMOID : FNN_ACT_NONE;
+        if (m->fuse[i]) i++;   /* the activation node cannot start a pair */
+    }
+    if (getenv("FASTNN_NO_FUSION"))   /* the unfused plan, for benchmarks and tests */
+        memset(m->fuse, 0, (size_t)m->L);
     return FNN_OK;
+}
+
+/* Forward of node i (with node i + 1 when fused): y from x. */
+static fnn_status linear_act_forward(const fnn_model *m, int32_t i, const fnn_op_ctx *c,
+                                     float *y, const float *x) {
+    const float *w = c->params;
+    return fnn__dense_forward_act(y, x, w, m->nodes[i].attrs.bias ? w + c->IN * c->OUT : NULL,
+                                  c->N, c->IN, c->OUT, m->fuse[i]);
 }
 
 /* A model with its layout built from d (nodes, shapes, offsets) but no
@@ -163,8 +191,10 @@ static fnn_status new_layout(fnn_model **out, const fnn_model_desc *d) {
     m->info = calloc(L, sizeof *m->info);
     m->act = calloc(L + 1, sizeof *m->act);
     m->scr = calloc(L, sizeof *m->scr);
+    m->fuse = calloc(L, sizeof *m->fuse);
     fnn_status st;
-    if (m->nodes && m->defs && m->shapes && m->numel && m->info && m->act && m->scr) {
+    if (m->nodes && m->defs && m->shapes && m->numel && m->info && m->act && m->scr &&
+        m->fuse) {
         memcpy(m->nodes, d->nodes, L * sizeof *m->nodes);
         st = build_layout(m, d);
     } else {
@@ -419,7 +449,8 @@ static void node_ctx(const fnn_model *m, int32_t i, int64_t n, float *scratch, i
     c->buffers = inf->num_buffers ? m->buffers + inf->buffer_offset : NULL;
     c->scratch = inf->scratch_per_row ? scratch : NULL;
     c->training = training;
-    c->key = training ? fnn_dropout_key(m->seed, i, m->counter + 1) : 0;
+    c->key = training && (m->defs[i]->flags & FNN_OPF_KEY)
+                 ? fnn_dropout_key(m->seed, i, m->counter + 1) : 0;
 }
 
 /* Prefix "node i (op): " to the message of a failed kernel call. */
@@ -450,12 +481,17 @@ fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int
     float *buf[2] = {work, work + part(n, m->W)};
     float *scratch = work + 2 * part(n, m->W);
     const float *cur = x;
+    int k = 0;   /* the buffer written next: never the one cur is in */
     for (int32_t i = 0; i < m->L && st == FNN_OK; i++) {
-        float *y = (i == m->L - 1) ? out : buf[i & 1];
+        int32_t last = m->fuse[i] ? i + 1 : i;   /* the node whose slot is written */
+        float *y = (last == m->L - 1) ? out : buf[k];
+        k ^= 1;
         fnn_op_ctx c;
         node_ctx(m, i, n, scratch, 0, &c);
-        if ((st = m->defs[i]->forward(&c, y, cur)) != FNN_OK) st = node_error(m, i, st);
+        st = m->fuse[i] ? linear_act_forward(m, i, &c, y, cur) : m->defs[i]->forward(&c, y, cur);
+        if (st != FNN_OK) st = node_error(m, i, st);
         cur = y;
+        i = last;
     }
     free(own);
     return st;
@@ -469,7 +505,7 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
     if (m->ldef->labels ? !a->labels : !a->target)
         return fnn__error(FNN_ERR_ARG, "train step: loss %s needs %s", m->ldef->name,
                           m->ldef->labels ? "labels" : "a float target");
-    int64_t need = train_layout(m, n, NULL, NULL, NULL);
+    int64_t need = m->layout_n == n ? m->layout_need : train_layout(m, n, NULL, NULL, NULL);
     if (need < 0) return fnn__error(FNN_ERR_SIZE, "workspace for %lld rows overflows",
                                     (long long)n);
     float *work = a->work;
@@ -492,6 +528,7 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
     if (m->layout_n != n) {     /* offsets depend on n only: once per batch size */
         train_layout(m, n, act, g, scr);
         m->layout_n = n;
+        m->layout_need = need;
     }
     fnn_status st = FNN_OK;
     fnn_op_ctx c;
@@ -499,8 +536,15 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
     /* forward, keeping every slot */
     const float *cur = a->x;
     for (int32_t i = 0; i < L && st == FNN_OK; i++) {
-        float *y = work + act[i + 1];
         node_ctx(m, i, n, work + scr[i], 1, &c);
+        if (m->fuse[i]) {
+            float *y = work + act[i + 2];
+            if ((st = linear_act_forward(m, i, &c, y, cur)) != FNN_OK) st = node_error(m, i, st);
+            cur = y;
+            i++;
+            continue;
+        }
+        float *y = work + act[i + 1];
         if ((st = m->defs[i]->forward(&c, y, cur)) != FNN_OK) st = node_error(m, i, st);
         cur = y;
     }
@@ -515,12 +559,32 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
     if (st == FNN_OK) {
         if (m->P > 0) memset(m->grads, 0, (size_t)m->P * sizeof(float));
         int k = 0;
+        int bias_done = 0;   /* the next node (a fused linear) has its bias gradient */
         for (int32_t i = (int32_t)L - 1; i >= 0 && st == FNN_OK; i--) {
             const float *xi = i == 0 ? a->x : work + act[i];
             float *dx = i == 0 ? NULL : work + g[k ^ 1];
             float *gi = m->info[i].num_params ? m->grads + m->info[i].param_offset : NULL;
+            const float *dy = work + g[k];
             node_ctx(m, i, n, work + scr[i], 1, &c);
-            st = m->defs[i]->backward(&c, dx, gi, work + g[k], xi, work + act[i + 1]);
+            if (i > 0 && m->fuse[i - 1]) {
+                /* a fused activation: its input slot was never written and its
+                   output stands in (see build_layout); with a bias below, the
+                   bias gradient comes out of the same pass */
+                const float *y = work + act[i + 1];
+                if (m->nodes[i - 1].attrs.bias) {
+                    float *db = m->grads + m->info[i - 1].param_offset +
+                                m->numel[i - 1] * m->numel[i];
+                    st = fnn__act_backward_bias(dx, db, dy, y, n, m->numel[i], m->fuse[i - 1]);
+                    bias_done = 1;
+                } else {
+                    st = m->defs[i]->backward(&c, dx, gi, dy, y, y);
+                }
+            } else if (bias_done) {
+                st = fnn_dense_backward(dx, gi, NULL, dy, xi, c.params, n, c.IN, c.OUT);
+                bias_done = 0;
+            } else {
+                st = m->defs[i]->backward(&c, dx, gi, dy, xi, work + act[i + 1]);
+            }
             if (st != FNN_OK) st = node_error(m, i, st);
             k ^= 1;
         }

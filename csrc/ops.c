@@ -469,7 +469,7 @@ static const fnn_op_def OPS[] = {
     {"tanh", 0, same_shape, NULL, tanh_fwd, tanh_bwd},
     {"gelu", FNN_OPF_HE_BEFORE, same_shape, NULL, gelu_fwd, gelu_bwd},
     {"softmax", 0, softmax_describe, NULL, softmax_fwd, softmax_bwd},
-    {"dropout", 0, dropout_describe, NULL, dropout_fwd, dropout_bwd},
+    {"dropout", FNN_OPF_KEY, dropout_describe, NULL, dropout_fwd, dropout_bwd},
     {"max_pool2d", 0, maxpool_describe, NULL, maxpool_fwd, maxpool_bwd},
     {"avg_pool2d", 0, avgpool_describe, NULL, avgpool_fwd, avgpool_bwd},
     {"adaptive_avg_pool2d", 0, adaptive_describe, NULL, adaptive_fwd, adaptive_bwd},

@@ -99,4 +99,13 @@ static inline float fnn__tanhf(float x) {
     return ax < 0.625f ? small : big;
 }
 
+/* The logistic function without overflow: e = e^-|z| in (0, 1]. */
+static inline float fnn__sigmoidf(float z) {
+    float e = fnn__expf(-fabsf(z));
+    return z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+}
+
+/* ReLU as the kernels compute it: NaN stays NaN. */
+static inline float fnn__reluf(float x) { return x < 0.0f ? 0.0f : x; }
+
 #endif /* FNN_VMATH_H */

@@ -86,7 +86,7 @@ def test_ctrl_c_stops_a_long_fit_quickly_and_leaves_a_usable_model(tmp_path):
         m = fnn.Sequential(fnn.Linear(64, 256), fnn.ReLU(), fnn.Linear(256, 10), seed=0)
         print("ready", flush=True)
         try:
-            m.fit(X, y, loss="cross_entropy", epochs=20, batch_size=32, verbose=0)
+            m.fit(X, y, loss="cross_entropy", epochs=10000, batch_size=32, verbose=0)
             print("finished", flush=True)
         except KeyboardInterrupt:
             out = m.predict(X[:100])

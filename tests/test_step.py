@@ -100,6 +100,48 @@ def test_fused_forward_equals_layer_by_layer(act, rng):
     np.testing.assert_array_equal(fused, plain)
 
 
+@pytest.mark.parametrize("n_threads", [1, 2], indirect=True)
+@pytest.mark.parametrize("act", [fnn.ReLU, fnn.Tanh, fnn.Sigmoid])
+def test_fused_epilogue_on_packed_shapes(act, n_threads):
+    """A linear layer and its activation run as one GEMM with the bias and the
+    activation in its write-out (csrc/dense.c, csrc/model.c). Wide layers take the
+    packed GEMM path with K split into cache blocks: still the bits of separate passes."""
+    sizes = (700, 300, 130, 3)
+    fused = _net(act, sizes=sizes)
+    plain = _net(act, sizes=sizes)
+    plain.fused = False
+    X, y = _data(fnn.CrossEntropyLoss(), n=48, d_in=700)
+    a = _train(fused, fnn.CrossEntropyLoss(), fnn.Adam(fused.parameters(), lr=1e-3), X, y,
+               steps=2)
+    b = _train(plain, fnn.CrossEntropyLoss(), fnn.Adam(plain.parameters(), lr=1e-3), X, y,
+               steps=2)
+    assert a == b
+    np.testing.assert_array_equal(fused.flat_params, plain.flat_params)
+    np.testing.assert_array_equal(fused.predict(X), plain.predict(X))
+
+
+def test_fusion_can_be_switched_off_with_the_same_bits(tmp_path):
+    """FASTNN_NO_FUSION=1 runs the unfused plan of the C model (for benchmarks):
+    the same parameters after training, bit for bit."""
+    import subprocess
+    import sys
+    script = (
+        "import numpy as np, fastnn as fnn\n"
+        "m = fnn.Sequential(fnn.Linear(20, 64), fnn.Tanh(), fnn.Linear(64, 32), fnn.ReLU(),\n"
+        "                   fnn.Linear(32, 1), fnn.Sigmoid(), seed=1)\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.standard_normal((200, 20)).astype(np.float32)\n"
+        "y = (X[:, :1] > 0).astype(np.float32)\n"
+        "m.fit(X, y, loss='mse', optimizer='adam', epochs=3, batch_size=32, verbose=0)\n"
+        f"np.save({str(tmp_path)!r} + '/p' + __import__('os').environ.get('TAG', ''), "
+        "m.flat_params)\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    subprocess.run([sys.executable, "-c", script], check=True, env=dict(env, TAG="f"))
+    subprocess.run([sys.executable, "-c", script], check=True,
+                   env=dict(env, TAG="u", FASTNN_NO_FUSION="1"))
+    np.testing.assert_array_equal(np.load(tmp_path / "pf.npy"), np.load(tmp_path / "pu.npy"))
+
+
 def test_fused_training_matches_numpy_reference():
     """C (fused) vs the NumPy reference on the same model: float32 round-off only."""
     c_model = _net(fnn.ReLU, dropout=0.2)
