@@ -12,16 +12,13 @@
  * bottom / right when the total is odd). OH = (H + pt + pb - dh (KH-1) - 1)
  * / sh + 1 (floor), likewise OW. Conv1d is the case H = KH = 1.
  *
- * Two paths, both summing in a fixed order whatever the thread count:
- *   im2col + GEMM  the patches of one sample and group become the (C/G KH KW,
- *                  OH OW) matrix `col` (scratch), and y_g = W_g . col is one
- *                  fnn_sgemm; backward dcol = W_g^T . dy_g and col2im. 1x1
- *                  kernels with stride 1 and no padding use x itself.
- *   direct         for few input channels per group (conv_direct_ok): each
- *                  output plane accumulates w * (shifted input row) over
- *                  (c, u, v) with vectors along the output row; no scratch
- *                  traffic. Measured faster for LeNet's 1->6 and 6->16 5x5
- *                  (bench/bench_cnn.py).
+ * im2col + GEMM: the patches of one sample and group become the (C/G KH KW,
+ * OH OW) matrix `col` (scratch), and y_g = W_g . col is one fnn_sgemm;
+ * backward: dW_g += dy_g . col^T, dcol = W_g^T . dy_g and col2im. 1x1
+ * kernels with stride 1 and no padding use x itself. A direct loop (w times
+ * shifted input rows, vectors along the output row, no scratch) was measured
+ * 3-8x slower than this on LeNet's 1->6 and 6->16 5x5 at batch 64 (without
+ * FMA: -ffp-contract=off), so there is none.
  * Forward and dx split the samples over threads (each sample written by one
  * thread); dW and db add the samples in order 0..N-1 (dW: one GEMM per
  * sample and group with beta 1), so the bits do not depend on threads.
@@ -104,102 +101,8 @@ static int pointwise(const fnn_conv_geom *g) {
 }
 
 int64_t fnn__conv_scratch(const fnn_conv_geom *g) {
-    if (pointwise(g) || fnn__conv_direct_ok(g)) return 0;
+    if (pointwise(g)) return 0;
     return g->C * g->KH * g->KW * g->OH * g->OW;
-}
-
-/* ------------------------------------------------------------- direct */
-
-int fnn__conv_direct_ok(const fnn_conv_geom *g) {
-    /* few input channels per group, stride 1 along rows: the GEMM would
-       have K = Cg KH KW small and the im2col copy would dominate */
-    return g->C / g->G <= 8 && g->sw == 1 && g->KH * g->KW >= 2 && g->G == 1;
-}
-
-/* y (O, OH, OW) of one sample by direct accumulation (stride along W is 1) */
-FNN_SIMD_CLONES
-static void direct_fwd(float *FNN_RESTRICT y, const float *FNN_RESTRICT x,
-                       const float *FNN_RESTRICT w, const float *b, const fnn_conv_geom *g) {
-    const int64_t C = g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW, KH = g->KH,
-                  KW = g->KW;
-    for (int64_t o = 0; o < g->O; o++) {
-        float *yo = y + o * OH * OW;
-        const float bo = b ? b[o] : 0.0f;
-        for (int64_t i = 0; i < OH; i++) {
-            float *FNN_RESTRICT yr = yo + i * OW;
-            for (int64_t j = 0; j < OW; j++) yr[j] = bo;
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t u = 0; u < KH; u++) {
-                    const int64_t h = i * g->sh - g->pt + u * g->dh;
-                    if (h < 0 || h >= H) continue;
-                    const float *xr = x + (c * H + h) * W;
-                    const float *wr = w + ((o * C + c) * KH + u) * KW;
-                    for (int64_t v = 0; v < KW; v++) {
-                        const int64_t w0 = v * g->dw - g->pl;
-                        int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;
-                        if (jb > OW) jb = OW;
-                        const float wv = wr[v];
-                        const float *xs = xr + w0;
-                        for (int64_t j = ja; j < jb; j++) yr[j] += wv * xs[j];
-                    }
-                }
-        }
-    }
-}
-
-/* dx (C, H, W) of one sample, zeroed here, from dy (O, OH, OW) */
-FNN_SIMD_CLONES
-static void direct_dx(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
-                      const float *FNN_RESTRICT w, const fnn_conv_geom *g) {
-    const int64_t C = g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW, KH = g->KH,
-                  KW = g->KW;
-    memset(dx, 0, (size_t)(C * H * W) * sizeof(float));
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t o = 0; o < g->O; o++) {
-            const float *dyo = dy + o * OH * OW;
-            for (int64_t i = 0; i < OH; i++) {
-                const float *dr = dyo + i * OW;
-                for (int64_t u = 0; u < KH; u++) {
-                    const int64_t h = i * g->sh - g->pt + u * g->dh;
-                    if (h < 0 || h >= H) continue;
-                    float *FNN_RESTRICT xr = dx + (c * H + h) * W;
-                    const float *wr = w + ((o * C + c) * KH + u) * KW;
-                    for (int64_t v = 0; v < KW; v++) {
-                        const int64_t w0 = v * g->dw - g->pl;
-                        int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;
-                        if (jb > OW) jb = OW;
-                        const float wv = wr[v];
-                        float *xs = xr + w0;
-                        for (int64_t j = ja; j < jb; j++) xs[j] += wv * dr[j];
-                    }
-                }
-            }
-        }
-}
-
-/* dw (O, C, KH, KW) += the correlation of dy with x, one sample */
-FNN_SIMD_CLONES
-static void direct_dw(float *FNN_RESTRICT dw, const float *FNN_RESTRICT dy,
-                      const float *FNN_RESTRICT x, const fnn_conv_geom *g) {
-    const int64_t C = g->C, H = g->H, W = g->W, OH = g->OH, OW = g->OW, KH = g->KH,
-                  KW = g->KW;
-    for (int64_t o = 0; o < g->O; o++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t u = 0; u < KH; u++)
-                for (int64_t v = 0; v < KW; v++) {
-                    const int64_t w0 = v * g->dw - g->pl;
-                    int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;
-                    if (jb > OW) jb = OW;
-                    float s = 0.0f;
-                    for (int64_t i = 0; i < OH; i++) {
-                        const int64_t h = i * g->sh - g->pt + u * g->dh;
-                        if (h < 0 || h >= H) continue;
-                        const float *xs = x + (c * H + h) * W + w0;
-                        const float *dr = dy + (o * OH + i) * OW;
-                        for (int64_t j = ja; j < jb; j++) s += dr[j] * xs[j];
-                    }
-                    dw[((o * C + c) * KH + u) * KW + v] += s;
-                }
 }
 
 /* ------------------------------------------------------------ drivers */
@@ -208,14 +111,10 @@ static void fwd_samples(float *y, const float *x, const float *w, const float *b
                         float *scratch, const fnn_conv_geom *g, int64_t lo, int64_t hi) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
     const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
-    const int pw = pointwise(g), direct = fnn__conv_direct_ok(g);
+    const int pw = pointwise(g);
     for (int64_t n = lo; n < hi; n++) {
         const float *xn = x + n * IN;
         float *yn = y + n * OUT;
-        if (direct) {
-            direct_fwd(yn, xn, w, b, g);
-            continue;
-        }
         float *col = scratch + n * fnn__conv_scratch(g);
         for (int64_t q = 0; q < g->G; q++) {
             const float *src;
@@ -253,14 +152,10 @@ static void dx_samples(float *dx, const float *dy, const float *w, float *scratc
                        const fnn_conv_geom *g, int64_t lo, int64_t hi) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
     const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
-    const int pw = pointwise(g), direct = fnn__conv_direct_ok(g);
+    const int pw = pointwise(g);
     for (int64_t n = lo; n < hi; n++) {
         float *dxn = dx + n * IN;
         const float *dyn = dy + n * OUT;
-        if (direct) {
-            direct_dx(dxn, dyn, w, g);
-            continue;
-        }
         float *col = scratch + n * fnn__conv_scratch(g);
         if (!pw) memset(dxn, 0, (size_t)IN * sizeof(float));
         for (int64_t q = 0; q < g->G; q++) {
@@ -300,10 +195,8 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
                 db[o] += s;
             }
     if (dw) {
-        const int pw = pointwise(g), direct = fnn__conv_direct_ok(g);
-        if (direct) {
-            for (int64_t n = 0; n < N; n++) direct_dw(dw, dy + n * OUT, x + n * IN, g);
-        } else {
+        const int pw = pointwise(g);
+        {
             int64_t n;
             if (!pw) FNN_PARALLEL_FOR(nt, n, N, im2col_samples(scratch, x, g, n, n + 1));
             for (n = 0; n < N; n++)

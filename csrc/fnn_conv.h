@@ -14,8 +14,6 @@ typedef struct fnn_conv_geom {
     int64_t C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, pt, pb, pl, pr, G;
 } fnn_conv_geom;
 
-/* 1 when the direct (no im2col) kernels run this geometry. */
-int fnn__conv_direct_ok(const fnn_conv_geom *g);
 /* Floats of scratch per sample the kernels need (0: none). */
 int64_t fnn__conv_scratch(const fnn_conv_geom *g);
 /* y (N, O, OH, OW) from x (N, C, H, W), w, b (NULL: no bias); scratch
