@@ -14,7 +14,9 @@
  *
  * im2col + GEMM: the patches of one sample and group become the (C/G KH KW,
  * OH OW) matrix `col` (scratch), and y_g = W_g . col is one fnn_sgemm;
- * backward: dW_g += dy_g . col^T, dcol = W_g^T . dy_g and col2im. 1x1
+ * backward: dW_g += dy_g . col^T with the forward's col, still in scratch
+ * (the model keeps a node's scratch from forward to backward, as for
+ * layer_norm), then dcol = W_g^T . dy_g over it and col2im. 1x1
  * kernels with stride 1 and no padding use x itself. A direct loop (w times
  * shifted input rows, vectors along the output row, no scratch) was measured
  * 3-8x slower than this on LeNet's 1->6 and 6->16 5x5 at batch 64 (without
@@ -29,7 +31,9 @@
 
 /* ------------------------------------------------------------- im2col */
 
-/* col (C KH KW, OH OW) of one sample's channels x (C, H, W) */
+/* col (C KH KW, OH OW) of one sample's channels x (C, H, W). Rows are short
+   (LeNet: 28 floats): plain loops, not memcpy/memset calls. */
+FNN_SIMD_CLONES
 static void im2col(float *FNN_RESTRICT col, const float *FNN_RESTRICT x, const fnn_conv_geom *g,
                    int64_t C) {
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
@@ -42,7 +46,7 @@ static void im2col(float *FNN_RESTRICT col, const float *FNN_RESTRICT x, const f
                     const int64_t h = i * g->sh - g->pt + u * g->dh;
                     float *d = dst + i * OW;
                     if (h < 0 || h >= H) {
-                        memset(d, 0, (size_t)OW * sizeof(float));
+                        for (int64_t j = 0; j < OW; j++) d[j] = 0.0f;
                         continue;
                     }
                     const float *xr = xc + h * W;
@@ -54,7 +58,8 @@ static void im2col(float *FNN_RESTRICT col, const float *FNN_RESTRICT x, const f
                         if (ja > OW) ja = OW;
                         if (jb < ja) jb = ja;
                         for (int64_t j = 0; j < ja; j++) d[j] = 0.0f;
-                        if (jb > ja) memcpy(d + ja, xr + ja + w0, (size_t)(jb - ja) * sizeof(float));
+                        const float *xs = xr + w0;
+                        for (int64_t j = ja; j < jb; j++) d[j] = xs[j];
                         for (int64_t j = jb; j < OW; j++) d[j] = 0.0f;
                     } else {
                         for (int64_t j = 0; j < OW; j++) {
@@ -67,6 +72,7 @@ static void im2col(float *FNN_RESTRICT col, const float *FNN_RESTRICT x, const f
 }
 
 /* dx (C, H, W) += the patches col (C KH KW, OH OW) put back (dx zeroed by the caller) */
+FNN_SIMD_CLONES
 static void col2im(float *FNN_RESTRICT dx, const float *FNN_RESTRICT col, const fnn_conv_geom *g,
                    int64_t C) {
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
@@ -167,16 +173,6 @@ static void dx_samples(float *dx, const float *dy, const float *w, float *scratc
     }
 }
 
-static void im2col_samples(float *scratch, const float *x, const fnn_conv_geom *g, int64_t lo,
-                           int64_t hi) {
-    const int64_t Cg = g->C / g->G, P = g->OH * g->OW, Kg = Cg * g->KH * g->KW;
-    const int64_t IN = g->C * g->H * g->W;
-    for (int64_t n = lo; n < hi; n++)
-        for (int64_t q = 0; q < g->G; q++)
-            im2col(scratch + n * fnn__conv_scratch(g) + q * Kg * P,
-                   x + n * IN + q * Cg * g->H * g->W, g, Cg);
-}
-
 fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                               const float *w, float *scratch, int64_t N,
                               const fnn_conv_geom *g) {
@@ -197,9 +193,7 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
     if (dw) {
         const int pw = pointwise(g);
         {
-            int64_t n;
-            if (!pw) FNN_PARALLEL_FOR(nt, n, N, im2col_samples(scratch, x, g, n, n + 1));
-            for (n = 0; n < N; n++)
+            for (int64_t n = 0; n < N; n++)
                 for (int64_t q = 0; q < g->G; q++) {
                     const float *src = pw ? x + n * IN + q * Cg * P
                                           : scratch + n * fnn__conv_scratch(g) + q * Kg * P;

@@ -20,7 +20,9 @@ int64_t fnn__conv_scratch(const fnn_conv_geom *g);
    (N * fnn__conv_scratch) is overwritten. */
 fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const float *b,
                              float *scratch, int64_t N, const fnn_conv_geom *g);
-/* dx OVERWRITTEN (NULL: skipped), dw and db ACCUMULATED (NULL: skipped). */
+/* dx OVERWRITTEN (NULL: skipped), dw and db ACCUMULATED (NULL: skipped);
+   scratch must hold what fnn__conv_forward left there for the same x (the
+   patches; dx overwrites them). */
 fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                               const float *w, float *scratch, int64_t N,
                               const fnn_conv_geom *g);

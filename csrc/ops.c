@@ -41,7 +41,8 @@
  *               (PyTorch's 'same' with an odd total). Parameters: weight
  *               (O, C/groups, kh, kw) then bias (O), PyTorch's layout and
  *               default init (conv_init_as). Output (O, OH, OW) (conv.c).
- *               Scratch: the im2col patches of each row.
+ *               Scratch: the im2col patches of each row, kept from forward
+ *               for backward (as layer_norm's statistics).
  *   conv1d      input (C, L); the first element of kernel, stride, padding,
  *               dilation; FNN_CONV_PAD_EXTRA_0 pads one more at the end.
  *               Weight (O, C/groups, k). Output (O, OL).

@@ -735,8 +735,12 @@ cdef _conv_run(str op, int nd, bint bw, out, dw, db, dy_or_x, x, weight, bias, s
     grads = np.zeros(nw + O, np.float32)
     pg = <float *>cnp.PyArray_DATA(grads)
     pdy = <float *>cnp.PyArray_DATA(ady)
+    y = np.empty(yshape, np.float32)     # backward reads the forward's patches in scratch
+    cdef float *py = <float *>cnp.PyArray_DATA(y)
     with nogil:
-        s = fnn_op_backward(&node, &shp, N, po, pg, pdy, px, pdy, pp, NULL, ps, 1, 0)
+        s = fnn_op_forward(&node, &shp, N, py, px, pp, NULL, ps, 1, 0)
+        if s == FNN_OK:
+            s = fnn_op_backward(&node, &shp, N, po, pg, pdy, px, py, pp, NULL, ps, 1, 0)
     if s != FNN_OK:
         raise _error(s, f"{op}_backward")
     if dw is not None:
