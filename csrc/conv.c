@@ -22,8 +22,9 @@
  * 3-8x slower than this on LeNet's 1->6 and 6->16 5x5 at batch 64 (without
  * FMA: -ffp-contract=off), so there is none.
  * Forward and dx split the samples over threads (each sample written by one
- * thread); dW and db add the samples in order 0..N-1 (dW: one GEMM per
- * sample and group with beta 1), so the bits do not depend on threads.
+ * thread); dW splits its columns into fixed blocks (dw_block) and every
+ * block adds the samples in order 0..N-1 (one GEMM per sample and group,
+ * beta 1); db sums in a fixed order: the bits do not depend on threads.
  */
 #include <string.h>
 #include "fnn_internal.h"
@@ -173,34 +174,56 @@ static void dx_samples(float *dx, const float *dy, const float *w, float *scratc
     }
 }
 
+/* dW[:, b DW_BLOCK .. (b+1) DW_BLOCK) += sum over samples n = 0..N-1 in order of
+   dy_n . col_n^T, per group */
+#define DW_BLOCK 32
+static void dw_block(float *dw, const float *dy, const float *x, const float *scratch,
+                     const fnn_conv_geom *g, int64_t b, int64_t N) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t k0 = b * DW_BLOCK, k1 = k0 + DW_BLOCK < Kg ? k0 + DW_BLOCK : Kg;
+    const int pw = pointwise(g);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t q = 0; q < g->G; q++) {
+            const float *src = pw ? x + n * IN + q * Cg * P
+                                  : scratch + n * fnn__conv_scratch(g) + q * Kg * P;
+            fnn_sgemm(0, 1, Og, k1 - k0, P, 1.0f, dy + n * OUT + q * Og * P, P, src + k0 * P,
+                      P, 1.0f, dw + q * Og * Kg + k0, Kg);
+        }
+}
+
+/* sum of d[0..n) with 8 partial sums in a fixed order (vectorisable, and the
+   same bits on every ISA) */
+FNN_SIMD_CLONES
+static float row_sum(const float *FNN_RESTRICT d, int64_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t p = 0;
+    for (; p + 8 <= n; p += 8)
+        for (int k = 0; k < 8; k++) acc[k] += d[p + k];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; p < n; p++) s += d[p];
+    return s;
+}
+
 fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                               const float *w, float *scratch, int64_t N,
                               const fnn_conv_geom *g) {
     if (N == 0) return FNN_OK;
-    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
-    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t Cg = g->C / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, OUT = g->O * P;
     const double flops = 2.0 * (double)N * (double)g->O * (double)P * (double)Kg;
     int nt = fnn__threads_for(flops);
     if (nt > N) nt = (int)N;
     if (db)
         for (int64_t n = 0; n < N; n++)
-            for (int64_t o = 0; o < g->O; o++) {
-                const float *d = dy + n * OUT + o * P;
-                float s = 0.0f;
-                for (int64_t p = 0; p < P; p++) s += d[p];
-                db[o] += s;
-            }
+            for (int64_t o = 0; o < g->O; o++) db[o] += row_sum(dy + n * OUT + o * P, P);
     if (dw) {
-        const int pw = pointwise(g);
-        {
-            for (int64_t n = 0; n < N; n++)
-                for (int64_t q = 0; q < g->G; q++) {
-                    const float *src = pw ? x + n * IN + q * Cg * P
-                                          : scratch + n * fnn__conv_scratch(g) + q * Kg * P;
-                    fnn_sgemm(0, 1, Og, Kg, P, 1.0f, dy + n * OUT + q * Og * P, P, src, P,
-                              1.0f, dw + q * Og * Kg, Kg);
-                }
-        }
+        /* fixed blocks of DW_BLOCK columns of dW (Kg), one thread each: the same
+           GEMM calls, hence the same bits, for any thread count */
+        const int64_t nb = (Kg + DW_BLOCK - 1) / DW_BLOCK;
+        int ntw = nt < nb ? nt : (int)nb;
+        int64_t b;
+        FNN_PARALLEL_FOR(ntw, b, nb, dw_block(dw, dy, x, scratch, g, b, N));
     }
     int64_t n;
     if (dx) FNN_PARALLEL_FOR(nt, n, N, dx_samples(dx, dy, w, scratch, g, n, n + 1));
