@@ -105,31 +105,50 @@ static void max_planes(float *FNN_RESTRICT y, const float *FNN_RESTRICT x, const
     }
 }
 
-/* 2x2/2 windows inside the input: each window's 4 dx values written with
-   selects, no branch on which element won. Random data makes that branch
-   unpredictable (3 of 4 outcomes): the branchy loop plus a memset was
-   measured ~12x slower than the forward on a VGG-sized tensor, this one
-   about as fast as the forward. dx rows past 2 OH / 2 OW are zeroed. */
+/* 2x2/2 windows inside the input: each window's 4 dx values written with bit
+   masks, no branch on which element won. Random data makes that branch
+   unpredictable (3 of 4 outcomes): the branchy loop plus a memset ran ~12x
+   slower than the forward on a VGG-sized tensor. The row is deinterleaved
+   into chunks of contiguous a, b, c, d so that the mask arithmetic
+   vectorises. An element is a candidate when it equals y or is NaN (a NaN
+   in the window makes y NaN, and nothing equals a NaN y); the first
+   candidate of a, b, c, d wins. */
+#define POOL_CHUNK 64
 FNN_SIMD_CLONES
 static void max_2x2_bw_rows(float *FNN_RESTRICT d0, float *FNN_RESTRICT d1,
                             const float *FNN_RESTRICT r0, const float *FNN_RESTRICT r1,
                             const float *FNN_RESTRICT yr, const float *FNN_RESTRICT dyr,
                             int64_t OW) {
-    /* bit masks, not ?: (GCC turns those into branches): an element is the
-       winner's candidate when it equals y or is NaN (a NaN in the window
-       makes y NaN, and no element equals a NaN y) */
-    for (int64_t ow = 0; ow < OW; ow++) {
-        const float m = yr[ow];
-        const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow];
-        uint32_t v;
-        memcpy(&v, dyr + ow, sizeof v);
-        const uint32_t ma = 0u - (uint32_t)((a == m) | (a != a));
-        const uint32_t mb = ~ma & (0u - (uint32_t)((b == m) | (b != b)));
-        const uint32_t mc = ~ma & ~mb & (0u - (uint32_t)((c == m) | (c != c)));
-        const uint32_t md = ~(ma | mb | mc);
-        const uint32_t o[4] = {v & ma, v & mb, v & mc, v & md};
-        memcpy(d0 + 2 * ow, o, 2 * sizeof(float));
-        memcpy(d1 + 2 * ow, o + 2, 2 * sizeof(float));
+    float a[POOL_CHUNK], b[POOL_CHUNK], c[POOL_CHUNK];
+    float oa[POOL_CHUNK], ob[POOL_CHUNK], oc[POOL_CHUNK], od[POOL_CHUNK];
+    for (int64_t j0 = 0; j0 < OW; j0 += POOL_CHUNK) {
+        const int64_t n = OW - j0 < POOL_CHUNK ? OW - j0 : POOL_CHUNK;
+        const float *p0 = r0 + 2 * j0, *p1 = r1 + 2 * j0;
+        for (int64_t j = 0; j < n; j++) {
+            a[j] = p0[2 * j];
+            b[j] = p0[2 * j + 1];
+            c[j] = p1[2 * j];
+        }
+        for (int64_t j = 0; j < n; j++) {
+            const float m = yr[j0 + j];
+            uint32_t v;
+            memcpy(&v, dyr + j0 + j, sizeof v);
+            const uint32_t ma = 0u - (uint32_t)((a[j] == m) | (a[j] != a[j]));
+            const uint32_t mb = ~ma & (0u - (uint32_t)((b[j] == m) | (b[j] != b[j])));
+            const uint32_t mc = ~ma & ~mb & (0u - (uint32_t)((c[j] == m) | (c[j] != c[j])));
+            const uint32_t t[4] = {v & ma, v & mb, v & mc, v & ~(ma | mb | mc)};
+            memcpy(oa + j, t, sizeof(float));
+            memcpy(ob + j, t + 1, sizeof(float));
+            memcpy(oc + j, t + 2, sizeof(float));
+            memcpy(od + j, t + 3, sizeof(float));
+        }
+        float *q0 = d0 + 2 * j0, *q1 = d1 + 2 * j0;
+        for (int64_t j = 0; j < n; j++) {
+            q0[2 * j] = oa[j];
+            q0[2 * j + 1] = ob[j];
+            q1[2 * j] = oc[j];
+            q1[2 * j + 1] = od[j];
+        }
     }
 }
 
