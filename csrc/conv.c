@@ -114,6 +114,14 @@ int64_t fnn__conv_scratch(const fnn_conv_geom *g) {
 
 /* ------------------------------------------------------------ drivers */
 
+/* Columns per GEMM call over a (K, P) patch matrix: K * cols * 4 bytes about
+   256 KiB, a multiple of 64, at least 64 (and at most P). */
+static int64_t slab_cols(int64_t K, int64_t P) {
+    int64_t c = ((int64_t)1 << 18) / (4 * K) / 64 * 64;
+    if (c < 64) c = 64;
+    return c < P ? c : P;
+}
+
 static void fwd_samples(float *y, const float *x, const float *w, const float *b,
                         float *scratch, const fnn_conv_geom *g, int64_t lo, int64_t hi) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
@@ -137,8 +145,13 @@ static void fwd_samples(float *y, const float *x, const float *w, const float *b
                     float bo = b[q * Og + o];
                     for (int64_t p = 0; p < P; p++) yq[o * P + p] = bo;
                 }
-            fnn_sgemm(0, 0, Og, P, Kg, 1.0f, w + q * Og * Kg, Kg, src, P, b ? 1.0f : 0.0f, yq,
-                      P);
+            /* column slabs of col small enough for GEMM's unpacked (direct) path
+               and L2: a whole 32x32 image's 3x3x32 patches (1.2 MB) were
+               packed first and ran at half the speed (bench/bench_cnn.py vgg) */
+            const int64_t pc = slab_cols(Kg, P);
+            for (int64_t p0 = 0; p0 < P; p0 += pc)
+                fnn_sgemm(0, 0, Og, P - p0 < pc ? P - p0 : pc, Kg, 1.0f, w + q * Og * Kg, Kg,
+                          src + p0, P, b ? 1.0f : 0.0f, yq + p0, P);
         }
     }
 }
