@@ -234,6 +234,11 @@ FNN_API uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter);
    dx is OVERWRITTEN (NULL: skipped). */
 #define FNN_POOL_CEIL_MODE 1
 #define FNN_POOL_EXCLUDE_PAD 2
+/* conv2d / conv1d (fnn_attrs.flags): one more zero row at the bottom (dim 0
+   of the kernel pair; conv1d: at the end) / column at the right (dim 1)
+   than padding[] says: PyTorch's padding='same' when the total is odd. */
+#define FNN_CONV_PAD_EXTRA_0 1
+#define FNN_CONV_PAD_EXTRA_1 2
 /* Output size of one pooled dimension, or -1 if the arguments are invalid
    (in, k, s >= 1, 0 <= p <= k / 2, k <= in + 2 p). */
 FNN_API int64_t fnn_pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode);

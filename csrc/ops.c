@@ -34,6 +34,19 @@
  *               eps > 0. Parameters: weight (D) then bias (D). Scratch: 2
  *               floats (mean, rstd) per normalized row, kept for backward.
  *
+ *   conv2d      input (C, H, W); units = O (out channels), kernel (kh, kw),
+ *               stride, dilation >= 1, padding (top, left) >= 0, groups
+ *               dividing C and O, bias (0/1); flags FNN_CONV_PAD_EXTRA_0 /
+ *               _1: one more zero row at the bottom / column at the right
+ *               (PyTorch's 'same' with an odd total). Parameters: weight
+ *               (O, C/groups, kh, kw) then bias (O), PyTorch's layout and
+ *               default init (conv_init_as). Output (O, OH, OW) (conv.c).
+ *               Scratch: the im2col patches of each row, kept from forward
+ *               for backward (as layer_norm's statistics).
+ *   conv1d      input (C, L); the first element of kernel, stride, padding,
+ *               dilation; FNN_CONV_PAD_EXTRA_0 pads one more at the end.
+ *               Weight (O, C/groups, k). Output (O, OL).
+ *
  * Initialisation (linear): w_i = (2 u_i - 1) a in double, rounded to float,
  * with u_i = (splitmix64(key + i) >> 11) 2^-53 and a = sqrt(6 / IN) (He)
  * or sqrt(6 / (IN + OUT)) (Xavier); biases 0. key comes from the model
@@ -44,6 +57,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "fnn_ops.h"
+#include "fnn_conv.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -459,6 +473,159 @@ static fnn_status ln_bwd(const fnn_op_ctx *c, float *dx, float *grads, const flo
                                    c->N * (c->IN / D), D);
 }
 
+/* -------------------------------------------------------- convolution */
+
+/* The geometry of a conv2d (nd = 2) or conv1d (nd = 1) node on input `in`,
+   or an error naming the op and the shapes. */
+static fnn_status conv_geom_of(fnn_conv_geom *g, const char *op, int nd, const fnn_attrs *a,
+                               const fnn_shape *in) {
+    char s[96];
+    if (in->ndim != nd + 1)
+        return fnn__error(FNN_ERR_ARG, "%s: input must be %s per sample, got %s", op,
+                          nd == 2 ? "(C, H, W)" : "(C, L)", fnn__shape_str(in, s, sizeof s));
+    if (a->flags & ~(FNN_CONV_PAD_EXTRA_0 | FNN_CONV_PAD_EXTRA_1))
+        return fnn__error(FNN_ERR_ARG, "%s: unknown flags 0x%x", op, (unsigned)a->flags);
+    if (a->bias != 0 && a->bias != 1)
+        return fnn__error(FNN_ERR_ARG, "%s: bias must be 0 or 1, got %d", op, a->bias);
+    const int64_t C = in->dim[0], O = a->units, G = a->groups;
+    if (O < 1 || G < 1)
+        return fnn__error(FNN_ERR_ARG, "%s: out_channels (%lld) and groups (%lld) must be >= 1",
+                          op, (long long)O, (long long)G);
+    if (C % G || O % G)
+        return fnn__error(FNN_ERR_ARG, "%s: in_channels %lld (input %s) and out_channels %lld "
+                          "must be divisible by groups %lld", op, (long long)C,
+                          fnn__shape_str(in, s, sizeof s), (long long)O, (long long)G);
+    int64_t k[2] = {1, 1}, st[2] = {1, 1}, dl[2] = {1, 1}, p0[2] = {0, 0}, p1[2] = {0, 0};
+    int64_t I[2] = {1, 1}, o[2];
+    for (int d = 0; d < nd; d++) {
+        const int e = 2 - nd + d;   /* conv1d's L is the W of a 1-row image */
+        k[e] = a->kernel[d]; st[e] = a->stride[d]; dl[e] = a->dilation[d];
+        p0[e] = a->padding[d];
+        p1[e] = a->padding[d] + ((a->flags & (d ? FNN_CONV_PAD_EXTRA_1 : FNN_CONV_PAD_EXTRA_0))
+                                 ? 1 : 0);
+        I[e] = in->dim[1 + d];
+        if (k[e] < 1 || st[e] < 1 || dl[e] < 1 || p0[e] < 0 || k[e] > (1 << 20) ||
+            dl[e] > (1 << 20) || p0[e] > (1 << 20) || st[e] > (1 << 20))
+            return fnn__error(FNN_ERR_ARG, "%s: kernel %lld, stride %lld and dilation %lld must "
+                              "be >= 1 and padding %lld >= 0 (each at most 2^20)", op,
+                              (long long)k[e], (long long)st[e], (long long)dl[e],
+                              (long long)p0[e]);
+    }
+    for (int e = 0; e < 2; e++) {
+        const int64_t span = I[e] + p0[e] + p1[e] - dl[e] * (k[e] - 1) - 1;
+        if (span < 0)
+            return fnn__error(FNN_ERR_ARG, "%s: kernel size %lld (dilation %lld) is larger than "
+                              "the padded input %s (padding %lld + %lld)", op, (long long)k[e],
+                              (long long)dl[e], fnn__shape_str(in, s, sizeof s),
+                              (long long)p0[e], (long long)p1[e]);
+        o[e] = span / st[e] + 1;
+    }
+    g->C = C; g->H = I[0]; g->W = I[1]; g->O = O; g->OH = o[0]; g->OW = o[1];
+    g->KH = k[0]; g->KW = k[1]; g->sh = st[0]; g->sw = st[1]; g->dh = dl[0]; g->dw = dl[1];
+    g->pt = p0[0]; g->pb = p1[0]; g->pl = p0[1]; g->pr = p1[1]; g->G = G;
+    int64_t t;
+    if (fnn__mul_overflow(O, C / G, &t) || fnn__mul_overflow(t, k[0] * k[1], &t) ||
+        t > INT64_MAX - O || fnn__mul_overflow(O, o[0] * o[1], &t) ||
+        fnn__mul_overflow(C * k[0] * k[1], o[0] * o[1], &t))
+        return fnn__error(FNN_ERR_SIZE, "%s: sizes overflow for input %s", op,
+                          fnn__shape_str(in, s, sizeof s));
+    return FNN_OK;
+}
+
+static fnn_status conv_describe_as(const char *op, int nd, const fnn_attrs *a,
+                                   const fnn_shape *in, fnn_node_info *info) {
+    fnn_conv_geom g;
+    fnn_status st = conv_geom_of(&g, op, nd, a, in);
+    if (st != FNN_OK) return st;
+    memset(&info->out_shape, 0, sizeof info->out_shape);
+    info->out_shape.ndim = nd + 1;
+    info->out_shape.dim[0] = g.O;
+    if (nd == 2) {
+        info->out_shape.dim[1] = g.OH;
+        info->out_shape.dim[2] = g.OW;
+    } else {
+        info->out_shape.dim[1] = g.OW;
+    }
+    info->num_params = g.O * (g.C / g.G) * g.KH * g.KW + (a->bias ? g.O : 0);
+    info->scratch_per_row = fnn__conv_scratch(&g);
+    return FNN_OK;
+}
+
+static fnn_status conv2d_describe(const fnn_attrs *a, const fnn_shape *in, fnn_node_info *info) {
+    return conv_describe_as("conv2d", 2, a, in, info);
+}
+
+static fnn_status conv1d_describe(const fnn_attrs *a, const fnn_shape *in, fnn_node_info *info) {
+    return conv_describe_as("conv1d", 1, a, in, info);
+}
+
+/* PyTorch's default: kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+   for the weight, the same bound for the bias; fan_in = C/G KH KW. Draws
+   u_i for the weights then u_{nw + o} for the bias, as linear's. */
+static void conv_init_as(int nd, const fnn_attrs *a, const fnn_shape *in, float *params,
+                         uint64_t key) {
+    int64_t fan_in = in->dim[0] / a->groups;
+    for (int d = 0; d < nd; d++) fan_in *= a->kernel[d];
+    const int64_t nw = a->units * fan_in, np = nw + (a->bias ? a->units : 0);
+    const double bound = 1.0 / sqrt((double)fan_in);
+    for (int64_t i = 0; i < np; i++) {
+        double u = (double)(fnn__splitmix64(key + (uint64_t)i) >> 11) * 0x1p-53;
+        params[i] = (float)((2.0 * u - 1.0) * bound);
+    }
+}
+
+static void conv2d_init(const fnn_attrs *a, const fnn_shape *in, int he, float *params,
+                        float *buffers, uint64_t key) {
+    (void)he; (void)buffers;
+    conv_init_as(2, a, in, params, key);
+}
+
+static void conv1d_init(const fnn_attrs *a, const fnn_shape *in, int he, float *params,
+                        float *buffers, uint64_t key) {
+    (void)he; (void)buffers;
+    conv_init_as(1, a, in, params, key);
+}
+
+static fnn_status conv_fwd_as(const char *op, int nd, const fnn_op_ctx *c, float *y,
+                              const float *x) {
+    fnn_conv_geom g;
+    fnn_status st = conv_geom_of(&g, op, nd, c->attrs, c->in);
+    if (st != FNN_OK) return st;
+    const float *w = c->params;
+    const float *b = c->attrs->bias ? w + g.O * (g.C / g.G) * g.KH * g.KW : NULL;
+    return fnn__conv_forward(y, x, w, b, c->scratch, c->N, &g);
+}
+
+static fnn_status conv_bwd_as(const char *op, int nd, const fnn_op_ctx *c, float *dx,
+                              float *grads, const float *dy, const float *x) {
+    fnn_conv_geom g;
+    fnn_status st = conv_geom_of(&g, op, nd, c->attrs, c->in);
+    if (st != FNN_OK) return st;
+    const int64_t nw = g.O * (g.C / g.G) * g.KH * g.KW;
+    float *db = grads && c->attrs->bias ? grads + nw : NULL;
+    return fnn__conv_backward(dx, grads, db, dy, x, c->params, c->scratch, c->N, &g);
+}
+
+static fnn_status conv2d_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    return conv_fwd_as("conv2d", 2, c, y, x);
+}
+
+static fnn_status conv1d_fwd(const fnn_op_ctx *c, float *y, const float *x) {
+    return conv_fwd_as("conv1d", 1, c, y, x);
+}
+
+static fnn_status conv2d_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                             const float *x, const float *y) {
+    (void)y;
+    return conv_bwd_as("conv2d", 2, c, dx, grads, dy, x);
+}
+
+static fnn_status conv1d_bwd(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
+                             const float *x, const float *y) {
+    (void)y;
+    return conv_bwd_as("conv1d", 1, c, dx, grads, dy, x);
+}
+
 /* --------------------------------------------------------------- table */
 
 static const fnn_op_def OPS[] = {
@@ -476,6 +643,8 @@ static const fnn_op_def OPS[] = {
     {"flatten", 0, flatten_describe, NULL, flatten_fwd, flatten_bwd},
     {"batch_norm", 0, bn_describe, bn_init, bn_fwd, bn_bwd},
     {"layer_norm", 0, ln_describe, ln_init, ln_fwd, ln_bwd},
+    {"conv2d", 0, conv2d_describe, conv2d_init, conv2d_fwd, conv2d_bwd},
+    {"conv1d", 0, conv1d_describe, conv1d_init, conv1d_fwd, conv1d_bwd},
 };
 #define N_OPS ((int32_t)(sizeof OPS / sizeof OPS[0]))
 

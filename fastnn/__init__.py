@@ -24,8 +24,8 @@ from .data import batches, train_test_split
 from .io import FormatError, load, save
 from .nn import (GELU, Dropout, LeakyReLU, Linear, Module, Parameter, ReLU, Sequential,
                  Sigmoid, Softmax, Tanh)
-from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, LayerNorm,
-                 MaxPool2d)
+from .nn import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d,
+                 Flatten, LayerNorm, MaxPool2d)
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MAELoss, MSELoss
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, clip_grad_norm_
 from .plot import plot_history             # imports matplotlib on first call only
@@ -52,7 +52,7 @@ def get_library_dir():
 __all__ = [
     "Sequential", "Module", "Parameter", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
     "GELU", "Softmax", "Dropout",
-    "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d",
+    "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "BatchNorm1d", "BatchNorm2d",
     "LayerNorm",
     "MSELoss", "L1Loss", "MAELoss", "HuberLoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "clip_grad_norm_",

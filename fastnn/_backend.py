@@ -32,6 +32,7 @@ FUNCTIONS = (
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",
+    "conv2d_forward", "conv2d_backward", "conv1d_forward", "conv1d_backward",
     "mse_loss", "mae_loss", "huber_loss", "bce_with_logits_loss", "cross_entropy_loss",
     "sgd_update", "adam_update", "rmsprop_update", "adagrad_update", "clip_grad_norm",
 )

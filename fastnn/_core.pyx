@@ -465,7 +465,7 @@ OP_NAMES = tuple(fnn_op_name(i).decode() for i in range(fnn_op_count()))
 # ops with hand-written kernels (linear: dense_forward/backward above; pooling and
 # normalization below) or none (flatten is a reshape in Python)
 HAND_WRITTEN = ("linear", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "flatten",
-                "batch_norm", "layer_norm")
+                "batch_norm", "layer_norm", "conv2d", "conv1d")
 for _op in OP_NAMES:
     if _op not in HAND_WRITTEN:
         globals()[f"{_op}_forward"], globals()[f"{_op}_backward"] = _make_kernels(_op)
@@ -632,6 +632,148 @@ def adaptive_avg_pool2d_backward(dx, dy, x, y):
     with nogil:
         s = fnn_adaptive_avg_pool2d_backward(pdx, pdy, NC, H, W, OH, OW)
     _raise(s, "adaptive_avg_pool2d_backward")
+
+
+# ------------------------------------------------------ convolution (conv.c)
+
+def _conv_padding(padding, int nd):
+    """Per-dim (before, after) zero padding from an int, nd ints (symmetric) or nd
+    (before, after) pairs; after - before must be 0 or 1 (PyTorch's 'same')."""
+    if isinstance(padding, int):
+        pads = [(padding, padding)] * nd
+    else:
+        padding = tuple(padding)
+        if nd == 1 and len(padding) == 2 and all(isinstance(v, int) for v in padding):
+            pads = [padding]
+        elif len(padding) == nd:
+            pads = [(v, v) if isinstance(v, int) else tuple(v) for v in padding]
+        else:
+            raise ValueError(f"conv: padding must be an int, {nd} ints or {nd} (before, after) "
+                             f"pairs, got {padding!r}")
+    for p in pads:
+        if len(p) != 2 or p[0] < 0 or p[1] - p[0] not in (0, 1):
+            raise ValueError(f"conv: padding {padding!r}: each (before, after) must have "
+                             f"before >= 0 and after = before or before + 1")
+    return pads
+
+
+cdef _conv_run(str op, int nd, bint bw, out, dw, db, dy_or_x, x, weight, bias, stride,
+               padding, dilation, groups):
+    """Forward (out = y) or backward (out = dx, may be None) of one conv node."""
+    cdef cnp.ndarray ax = _arr(x, "x", False), aw = _arr(weight, "weight", False)
+    _ndim(ax, "x", nd + 2, "(N, C, H, W)" if nd == 2 else "(N, C, L)")
+    _ndim(aw, "weight", nd + 2, "(O, C/groups, KH, KW)" if nd == 2 else "(O, C/groups, K)")
+    pads = _conv_padding(padding, nd)
+    st = (stride,) * nd if isinstance(stride, int) else tuple(stride)
+    dl = (dilation,) * nd if isinstance(dilation, int) else tuple(dilation)
+    if len(st) != nd or len(dl) != nd:
+        raise ValueError(f"{op}: stride and dilation must be an int or {nd} ints, got "
+                         f"{stride!r}, {dilation!r}")
+    O = aw.shape[0]
+    ker = tuple(_shp(aw)[2:])
+    attrs = {"units": O, "groups": groups, "bias": 1,
+             "kernel": ker + (1,) * (2 - nd), "stride": st + (1,) * (2 - nd),
+             "padding": tuple(p[0] for p in pads) + (0,) * (2 - nd),
+             "dilation": dl + (1,) * (2 - nd),
+             "flags": (1 if pads[0][1] > pads[0][0] else 0) |
+                      (2 if nd == 2 and pads[1][1] > pads[1][0] else 0)}
+    cdef fnn_node node
+    cdef fnn_shape shp
+    cdef fnn_node_info info
+    _set_node(&node, op, attrs, 0)
+    _set_shape(&shp, _shp(ax)[1:])
+    cdef fnn_status s = fnn_op_describe(&info, &node, &shp)
+    if s != FNN_OK:
+        raise _error(s, f"{op}_{'backward' if bw else 'forward'}")
+    C = ax.shape[1]
+    want_w = (O, C // groups) + ker
+    if _shp(aw) != want_w:
+        raise ValueError(f"{op}: weight must have shape {want_w} for input {_shp(ax)} and "
+                         f"groups {groups}, got {_shp(aw)}")
+    yshape = (ax.shape[0],) + _shape_tuple(&info.out_shape)
+    cdef int64_t nw = cnp.PyArray_SIZE(aw), N = ax.shape[0]
+    params = np.empty(nw + O, np.float32)
+    params[:nw] = aw.reshape(-1)
+    if bias is not None:
+        params[nw:] = _arr(bias, "bias", False).reshape(O)
+    else:
+        params[nw:] = 0.0
+    scratch = np.empty(max(1, N * info.scratch_per_row), np.float32)
+    cdef float *pp = <float *>cnp.PyArray_DATA(params)
+    cdef float *ps = <float *>cnp.PyArray_DATA(scratch)
+    cdef float *px = <float *>cnp.PyArray_DATA(ax)
+    cdef float *po = NULL
+    cdef float *pdy = NULL
+    cdef float *pg = NULL
+    cdef cnp.ndarray ady, grads
+    if not bw:
+        ay = _arr(out, "y", True)
+        if _shp(ay) != yshape:
+            raise ValueError(f"{op}: y must have shape {yshape}, got {_shp(ay)}")
+        _no_overlap(out, "y", x, "x")
+        po = <float *>cnp.PyArray_DATA(ay)
+        if bias is None:
+            node.attrs.bias = 0
+        with nogil:
+            s = fnn_op_forward(&node, &shp, N, po, px, pp, NULL, ps, 1, 0)
+        if s != FNN_OK:
+            raise _error(s, f"{op}_forward")
+        return
+    ady = _arr(dy_or_x, "dy", False)
+    if _shp(ady) != yshape:
+        raise ValueError(f"{op}: dy must have shape {yshape}, got {_shp(ady)}")
+    if out is not None:
+        _same_shape(_arr(out, "dx", True), "dx", ax, "x")
+        _no_overlap(out, "dx", dy_or_x, "dy")
+        po = <float *>cnp.PyArray_DATA(out)
+    if dw is not None:
+        _same_shape(_arr(dw, "dweight", True), "dweight", aw, "weight")
+    if db is not None and cnp.PyArray_SIZE(_arr(db, "dbias", True)) != O:
+        raise ValueError(f"{op}: dbias must have {O} elements, got shape {_shp(db)}")
+    if db is None:
+        node.attrs.bias = 0
+    grads = np.zeros(nw + O, np.float32)
+    pg = <float *>cnp.PyArray_DATA(grads)
+    pdy = <float *>cnp.PyArray_DATA(ady)
+    y = np.empty(yshape, np.float32)     # backward reads the forward's patches in scratch
+    cdef float *py = <float *>cnp.PyArray_DATA(y)
+    with nogil:
+        s = fnn_op_forward(&node, &shp, N, py, px, pp, NULL, ps, 1, 0)
+        if s == FNN_OK:
+            s = fnn_op_backward(&node, &shp, N, po, pg, pdy, px, py, pp, NULL, ps, 1, 0)
+    if s != FNN_OK:
+        raise _error(s, f"{op}_backward")
+    if dw is not None:
+        dw.reshape(-1)[...] += grads[:nw]
+    if db is not None:
+        db.reshape(-1)[...] += grads[nw:]
+
+
+def conv2d_forward(y, x, weight, bias, stride, padding, dilation, groups):
+    """y (N, O, OH, OW) = the 2-D convolution of x (N, C, H, W) with weight
+    (O, C/groups, KH, KW) and bias (O) or None (csrc/conv.c). padding: an int, a pair,
+    or ((top, bottom), (left, right)) with bottom - top and right - left in {0, 1}."""
+    _conv_run("conv2d", 2, False, y, None, None, None, x, weight, bias, stride, padding,
+              dilation, groups)
+
+
+def conv2d_backward(dx, dweight, dbias, dy, x, weight, stride, padding, dilation, groups):
+    """dx (OVERWRITTEN; None: skipped), dweight, dbias (ACCUMULATED; None: skipped)."""
+    _conv_run("conv2d", 2, True, dx, dweight, dbias, dy, x, weight, None, stride, padding,
+              dilation, groups)
+
+
+def conv1d_forward(y, x, weight, bias, stride, padding, dilation, groups):
+    """y (N, O, OL) = the 1-D convolution of x (N, C, L) with weight (O, C/groups, K);
+    padding: an int or (left, right) with right - left in {0, 1}."""
+    _conv_run("conv1d", 1, False, y, None, None, None, x, weight, bias, stride, padding,
+              dilation, groups)
+
+
+def conv1d_backward(dx, dweight, dbias, dy, x, weight, stride, padding, dilation, groups):
+    """dx (OVERWRITTEN; None: skipped), dweight, dbias (ACCUMULATED; None: skipped)."""
+    _conv_run("conv1d", 1, True, dx, dweight, dbias, dy, x, weight, None, stride, padding,
+              dilation, groups)
 
 
 # ------------------------------------------------ normalization (norm.c)

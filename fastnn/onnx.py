@@ -18,6 +18,7 @@ N (``dim_param "N"``). Layer by layer:
                 formula from primitive ops,
                 0.5 · x · (1 + Tanh(sqrt(2/π) · (x + 0.044715 · x³)))
     Dropout     omitted (the identity at inference)
+    Conv1d/Conv2d   Conv (pads, strides, dilations, group; weight as torch's)
     MaxPool2d   MaxPool;  AvgPool2d: AveragePool (pads, ceil_mode, count_include_pad)
     AdaptiveAvgPool2d   GlobalAveragePool for output 1, else AveragePool when the
                 output size divides the input

@@ -3,7 +3,7 @@ fastnn Sequential, weights copied), :func:`to_torch` (the reverse) and the
 state_dict conversions between the two layouts.
 
 torch is imported on first use only (ImportError naming the install when it
-is missing). Supported layers, both ways: Linear, ReLU, LeakyReLU, Tanh,
+is missing). Supported layers, both ways: Linear, Conv1d, Conv2d, ReLU, LeakyReLU, Tanh,
 Sigmoid, GELU (``approximate='tanh'`` only: fastnn's GELU is the tanh form),
 Softmax (over the last dim), Dropout, BatchNorm1d/2d, LayerNorm, MaxPool2d,
 AvgPool2d, AdaptiveAvgPool2d, Flatten; nested ``nn.Sequential`` containers are
@@ -80,10 +80,14 @@ def _from_torch_layer(m, tnn, i):
         return fnn_nn.AdaptiveAvgPool2d(m.output_size)
     if isinstance(m, tnn.Flatten):
         return fnn_nn.Flatten(m.start_dim, m.end_dim)
+    if isinstance(m, (tnn.Conv1d, tnn.Conv2d)) and type(m).__name__ in ("Conv1d", "Conv2d"):
+        return getattr(fnn_nn, name)(m.in_channels, m.out_channels, m.kernel_size, m.stride,
+                                     m.padding, m.dilation, m.groups, bias=m.bias is not None,
+                                     padding_mode=m.padding_mode)
     raise TypeError(f"from_torch: layer {i} {name} has no fastnn equivalent (supported: "
-                    "Linear, ReLU, LeakyReLU, Tanh, Sigmoid, GELU(tanh), Softmax, Dropout, "
-                    "BatchNorm1d/2d, LayerNorm, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, "
-                    "Flatten)")
+                    "Linear, Conv1d, Conv2d, ReLU, LeakyReLU, Tanh, Sigmoid, GELU(tanh), "
+                    "Softmax, Dropout, BatchNorm1d/2d, LayerNorm, MaxPool2d, AvgPool2d, "
+                    "AdaptiveAvgPool2d, Flatten)")
 
 
 def _to_numpy(name, t, layer):
@@ -158,6 +162,10 @@ def _to_torch_layer(layer, tnn):
         return tnn.AdaptiveAvgPool2d(layer.output_size)
     if isinstance(layer, fnn_nn.Flatten):
         return tnn.Flatten(layer.start_dim, layer.end_dim)
+    if isinstance(layer, (fnn_nn.Conv1d, fnn_nn.Conv2d)):
+        return getattr(tnn, name)(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                  layer.stride, layer.padding, layer.dilation, layer.groups,
+                                  bias=layer.bias_enabled, padding_mode=layer.padding_mode)
     raise TypeError(f"to_torch: {type(layer).__name__} has no torch.nn equivalent here")
 
 

@@ -108,8 +108,8 @@ def test_requires_grad_carried_both_ways():
 
 
 def test_unsupported_layers_raise_clearly():
-    with pytest.raises(TypeError, match="layer 1 Conv1d has no fastnn equivalent"):
-        fnn.from_torch(tnn.Sequential(tnn.Linear(2, 2), tnn.Conv1d(1, 1, 1)))
+    with pytest.raises(TypeError, match="layer 1 ConvTranspose1d has no fastnn equivalent"):
+        fnn.from_torch(tnn.Sequential(tnn.Linear(2, 2), tnn.ConvTranspose1d(1, 1, 1)))
     with pytest.raises(NotImplementedError, match="approximate='tanh'"):
         fnn.from_torch(tnn.Sequential(tnn.Linear(2, 2), tnn.GELU()))
     with pytest.raises(NotImplementedError, match="last dimension"):

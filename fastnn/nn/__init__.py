@@ -4,6 +4,7 @@
     linear.py      Linear
     activation.py  ReLU, LeakyReLU, Sigmoid, Tanh, GELU, Softmax
     dropout.py     Dropout
+    conv.py        Conv2d, Conv1d
     pool.py        MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten
     norm.py        BatchNorm1d, BatchNorm2d, LayerNorm
     container.py   Sequential (a C fnn_model when its layers are built-ins)
@@ -12,6 +13,7 @@
 from ..parameter import Parameter
 from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential, param_layout
+from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
@@ -20,6 +22,6 @@ from .pool import AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d
 from .registry import ACTIVATIONS, LAYERS
 
 __all__ = ["Parameter", "Module", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "GELU",
-           "Softmax", "Dropout",
+           "Softmax", "Dropout", "Conv1d", "Conv2d",
            "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "BatchNorm1d",
            "BatchNorm2d", "LayerNorm", "Sequential", "param_layout", "LAYERS", "ACTIVATIONS"]

@@ -5,6 +5,7 @@ the sklearn wrappers (activation names) all read it. A layer class is
 registered once, here; its C side is its entry in csrc/ops.c.
 """
 from .activation import GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .conv import Conv1d, Conv2d
 from .dropout import Dropout
 from .linear import Linear
 from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -21,6 +22,8 @@ LAYERS["adaptive_avg_pool2d"] = AdaptiveAvgPool2d
 LAYERS["flatten"] = Flatten
 LAYERS["batch_norm"] = BatchNorm2d   # one C op for both: the file's shape picks (layer_class)
 LAYERS["layer_norm"] = LayerNorm
+LAYERS["conv2d"] = Conv2d
+LAYERS["conv1d"] = Conv1d
 
 #: classes that share a C op with the one LAYERS names (is_builtin accepts them)
 ALIASES = {BatchNorm1d: "batch_norm"}

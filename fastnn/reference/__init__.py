@@ -11,6 +11,7 @@ from .activations import (gelu_backward, gelu_forward, leaky_relu_backward,
                           leaky_relu_forward, relu_backward, relu_forward,
                           sigmoid_backward, sigmoid_forward, softmax_backward,
                           softmax_forward, tanh_backward, tanh_forward)
+from .conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
 from .finite import all_finite
 from .dropout import dropout_backward, dropout_forward, dropout_key

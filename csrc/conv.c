@@ -1,0 +1,244 @@
+/*
+ * conv.c -- 2-D and 1-D convolution (cross-correlation, as PyTorch) over
+ * NCHW / NCL samples: the kernels of the ops conv2d and conv1d (ops.c).
+ *
+ * Per sample x (C, H, W), weight (O, C/G, KH, KW), bias (O), output
+ * (O, OH, OW) with G groups (group g maps input channels [g C/G, (g+1) C/G)
+ * to output channels [g O/G, (g+1) O/G)):
+ *   y[o, i, j] = b[o] + sum_{c, u, v} w[o, c, u, v] x[gC/G + c, i sh - pt + u dh,
+ *                                                  j sw - pl + v dw]
+ * with zeros outside the input. Padding: pt rows on top, pb at the bottom,
+ * pl, pr columns left and right (PyTorch's 'same' pads one more at the
+ * bottom / right when the total is odd). OH = (H + pt + pb - dh (KH-1) - 1)
+ * / sh + 1 (floor), likewise OW. Conv1d is the case H = KH = 1.
+ *
+ * im2col + GEMM: the patches of one sample and group become the (C/G KH KW,
+ * OH OW) matrix `col` (scratch), and y_g = W_g . col is one fnn_sgemm;
+ * backward: dW_g += dy_g . col^T with the forward's col, still in scratch
+ * (the model keeps a node's scratch from forward to backward, as for
+ * layer_norm), then dcol = W_g^T . dy_g over it and col2im. 1x1
+ * kernels with stride 1 and no padding use x itself. A direct loop (w times
+ * shifted input rows, vectors along the output row, no scratch) was measured
+ * 3-8x slower than this on LeNet's 1->6 and 6->16 5x5 at batch 64 (without
+ * FMA: -ffp-contract=off), so there is none.
+ * Forward and dx split the samples over threads (each sample written by one
+ * thread); dW splits its columns into fixed blocks (dw_block) and every
+ * block adds the samples in order 0..N-1 (one GEMM per sample and group,
+ * beta 1); db sums in a fixed order: the bits do not depend on threads.
+ */
+#include <string.h>
+#include "fnn_internal.h"
+#include "fnn_conv.h"
+
+/* ------------------------------------------------------------- im2col */
+
+/* col (C KH KW, OH OW) of one sample's channels x (C, H, W). Rows are short
+   (LeNet: 28 floats): plain loops, not memcpy/memset calls. */
+FNN_SIMD_CLONES
+static void im2col(float *FNN_RESTRICT col, const float *FNN_RESTRICT x, const fnn_conv_geom *g,
+                   int64_t C) {
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t u = 0; u < g->KH; u++)
+            for (int64_t v = 0; v < g->KW; v++) {
+                float *FNN_RESTRICT dst = col + ((c * g->KH + u) * g->KW + v) * OH * OW;
+                const float *xc = x + c * H * W;
+                for (int64_t i = 0; i < OH; i++) {
+                    const int64_t h = i * g->sh - g->pt + u * g->dh;
+                    float *d = dst + i * OW;
+                    if (h < 0 || h >= H) {
+                        for (int64_t j = 0; j < OW; j++) d[j] = 0.0f;
+                        continue;
+                    }
+                    const float *xr = xc + h * W;
+                    const int64_t w0 = v * g->dw - g->pl;
+                    if (g->sw == 1) {
+                        /* columns j with 0 <= j + w0 < W */
+                        int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;
+                        if (jb > OW) jb = OW;
+                        if (ja > OW) ja = OW;
+                        if (jb < ja) jb = ja;
+                        for (int64_t j = 0; j < ja; j++) d[j] = 0.0f;
+                        const float *xs = xr + w0;
+                        for (int64_t j = ja; j < jb; j++) d[j] = xs[j];
+                        for (int64_t j = jb; j < OW; j++) d[j] = 0.0f;
+                    } else {
+                        for (int64_t j = 0; j < OW; j++) {
+                            const int64_t w = j * g->sw + w0;
+                            d[j] = w >= 0 && w < W ? xr[w] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+/* dx (C, H, W) += the patches col (C KH KW, OH OW) put back (dx zeroed by the caller) */
+FNN_SIMD_CLONES
+static void col2im(float *FNN_RESTRICT dx, const float *FNN_RESTRICT col, const fnn_conv_geom *g,
+                   int64_t C) {
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t u = 0; u < g->KH; u++)
+            for (int64_t v = 0; v < g->KW; v++) {
+                const float *src = col + ((c * g->KH + u) * g->KW + v) * OH * OW;
+                float *dc = dx + c * H * W;
+                for (int64_t i = 0; i < OH; i++) {
+                    const int64_t h = i * g->sh - g->pt + u * g->dh;
+                    if (h < 0 || h >= H) continue;
+                    float *FNN_RESTRICT dr = dc + h * W;
+                    const float *s = src + i * OW;
+                    const int64_t w0 = v * g->dw - g->pl;
+                    if (g->sw == 1) {
+                        int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;
+                        if (jb > OW) jb = OW;
+                        for (int64_t j = ja; j < jb; j++) dr[j + w0] += s[j];
+                    } else {
+                        for (int64_t j = 0; j < OW; j++) {
+                            const int64_t w = j * g->sw + w0;
+                            if (w >= 0 && w < W) dr[w] += s[j];
+                        }
+                    }
+                }
+            }
+}
+
+static int pointwise(const fnn_conv_geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 &&
+           g->pb == 0 && g->pl == 0 && g->pr == 0;
+}
+
+int64_t fnn__conv_scratch(const fnn_conv_geom *g) {
+    if (pointwise(g)) return 0;
+    return g->C * g->KH * g->KW * g->OH * g->OW;
+}
+
+/* ------------------------------------------------------------ drivers */
+
+/* Columns per GEMM call over a (K, P) patch matrix: K * cols * 4 bytes about
+   256 KiB, a multiple of 64, at least 64 (and at most P). */
+static int64_t slab_cols(int64_t K, int64_t P) {
+    int64_t c = ((int64_t)1 << 18) / (4 * K) / 64 * 64;
+    if (c < 64) c = 64;
+    return c < P ? c : P;
+}
+
+static void fwd_samples(float *y, const float *x, const float *w, const float *b,
+                        float *scratch, const fnn_conv_geom *g, int64_t lo, int64_t hi) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int pw = pointwise(g);
+    for (int64_t n = lo; n < hi; n++) {
+        const float *xn = x + n * IN;
+        float *yn = y + n * OUT;
+        float *col = scratch + n * fnn__conv_scratch(g);
+        for (int64_t q = 0; q < g->G; q++) {
+            const float *src;
+            if (pw) {
+                src = xn + q * Cg * P;
+            } else {
+                im2col(col + q * Kg * P, xn + q * Cg * g->H * g->W, g, Cg);
+                src = col + q * Kg * P;
+            }
+            float *yq = yn + q * Og * P;
+            if (b)
+                for (int64_t o = 0; o < Og; o++) {
+                    float bo = b[q * Og + o];
+                    for (int64_t p = 0; p < P; p++) yq[o * P + p] = bo;
+                }
+            /* column slabs of col small enough for GEMM's unpacked (direct) path
+               and L2: a whole 32x32 image's 3x3x32 patches (1.2 MB) were
+               packed first and ran at half the speed (bench/bench_cnn.py vgg) */
+            const int64_t pc = slab_cols(Kg, P);
+            for (int64_t p0 = 0; p0 < P; p0 += pc)
+                fnn_sgemm(0, 0, Og, P - p0 < pc ? P - p0 : pc, Kg, 1.0f, w + q * Og * Kg, Kg,
+                          src + p0, P, b ? 1.0f : 0.0f, yq + p0, P);
+        }
+    }
+}
+
+fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const float *b,
+                             float *scratch, int64_t N, const fnn_conv_geom *g) {
+    if (N == 0) return FNN_OK;
+    const double flops = 2.0 * (double)N * (double)g->O * (double)(g->OH * g->OW) *
+                         (double)(g->C / g->G * g->KH * g->KW);
+    int nt = fnn__threads_for(flops);
+    if (nt > N) nt = (int)N;
+    int64_t n;
+    FNN_PARALLEL_FOR(nt, n, N, fwd_samples(y, x, w, b, scratch, g, n, n + 1));
+    return FNN_OK;
+}
+
+static void dx_samples(float *dx, const float *dy, const float *w, float *scratch,
+                       const fnn_conv_geom *g, int64_t lo, int64_t hi) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int pw = pointwise(g);
+    for (int64_t n = lo; n < hi; n++) {
+        float *dxn = dx + n * IN;
+        const float *dyn = dy + n * OUT;
+        float *col = scratch + n * fnn__conv_scratch(g);
+        if (!pw) memset(dxn, 0, (size_t)IN * sizeof(float));
+        for (int64_t q = 0; q < g->G; q++) {
+            float *dst = pw ? dxn + q * Cg * P : col + q * Kg * P;
+            fnn_sgemm(1, 0, Kg, P, Og, 1.0f, w + q * Og * Kg, Kg, dyn + q * Og * P, P, 0.0f,
+                      dst, P);
+            if (!pw) col2im(dxn + q * Cg * g->H * g->W, dst, g, Cg);
+        }
+    }
+}
+
+/* dW[:, b DW_BLOCK .. (b+1) DW_BLOCK) += sum over samples n = 0..N-1 in order of
+   dy_n . col_n^T, per group */
+#define DW_BLOCK 32
+static void dw_block(float *dw, const float *dy, const float *x, const float *scratch,
+                     const fnn_conv_geom *g, int64_t b, int64_t N) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t k0 = b * DW_BLOCK, k1 = k0 + DW_BLOCK < Kg ? k0 + DW_BLOCK : Kg;
+    const int pw = pointwise(g);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t q = 0; q < g->G; q++) {
+            const float *src = pw ? x + n * IN + q * Cg * P
+                                  : scratch + n * fnn__conv_scratch(g) + q * Kg * P;
+            fnn_sgemm(0, 1, Og, k1 - k0, P, 1.0f, dy + n * OUT + q * Og * P, P, src + k0 * P,
+                      P, 1.0f, dw + q * Og * Kg + k0, Kg);
+        }
+}
+
+/* sum of d[0..n) with 8 partial sums in a fixed order (vectorisable, and the
+   same bits on every ISA) */
+FNN_SIMD_CLONES
+static float row_sum(const float *FNN_RESTRICT d, int64_t n) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t p = 0;
+    for (; p + 8 <= n; p += 8)
+        for (int k = 0; k < 8; k++) acc[k] += d[p + k];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; p < n; p++) s += d[p];
+    return s;
+}
+
+fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                              const float *w, float *scratch, int64_t N,
+                              const fnn_conv_geom *g) {
+    if (N == 0) return FNN_OK;
+    const int64_t Cg = g->C / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, OUT = g->O * P;
+    const double flops = 2.0 * (double)N * (double)g->O * (double)P * (double)Kg;
+    int nt = fnn__threads_for(flops);
+    if (nt > N) nt = (int)N;
+    if (db)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t o = 0; o < g->O; o++) db[o] += row_sum(dy + n * OUT + o * P, P);
+    if (dw) {
+        /* fixed blocks of DW_BLOCK columns of dW (Kg), one thread each: the same
+           GEMM calls, hence the same bits, for any thread count */
+        const int64_t nb = (Kg + DW_BLOCK - 1) / DW_BLOCK;
+        int ntw = nt < nb ? nt : (int)nb;
+        int64_t b;
+        FNN_PARALLEL_FOR(ntw, b, nb, dw_block(dw, dy, x, scratch, g, b, N));
+    }
+    int64_t n;
+    if (dx) FNN_PARALLEL_FOR(nt, n, N, dx_samples(dx, dy, w, scratch, g, n, n + 1));
+    return FNN_OK;
+}

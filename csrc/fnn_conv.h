@@ -1,0 +1,30 @@
+/*
+ * fnn_conv.h -- the convolution kernels of csrc/conv.c (internal), called by
+ * the conv2d and conv1d entries of csrc/ops.c.
+ */
+#ifndef FNN_CONV_H
+#define FNN_CONV_H
+
+#include "fnn_internal.h"
+
+/* One convolution's sizes (per sample): input (C, H, W), weight
+   (O, C/G, KH, KW), output (O, OH, OW); stride sh, sw; dilation dh, dw;
+   zero padding pt (top), pb (bottom), pl (left), pr (right). */
+typedef struct fnn_conv_geom {
+    int64_t C, H, W, O, OH, OW, KH, KW, sh, sw, dh, dw, pt, pb, pl, pr, G;
+} fnn_conv_geom;
+
+/* Floats of scratch per sample the kernels need (0: none). */
+int64_t fnn__conv_scratch(const fnn_conv_geom *g);
+/* y (N, O, OH, OW) from x (N, C, H, W), w, b (NULL: no bias); scratch
+   (N * fnn__conv_scratch) is overwritten. */
+fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const float *b,
+                             float *scratch, int64_t N, const fnn_conv_geom *g);
+/* dx OVERWRITTEN (NULL: skipped), dw and db ACCUMULATED (NULL: skipped);
+   scratch must hold what fnn__conv_forward left there for the same x (the
+   patches; dx overwrites them). */
+fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                              const float *w, float *scratch, int64_t N,
+                              const fnn_conv_geom *g);
+
+#endif /* FNN_CONV_H */
