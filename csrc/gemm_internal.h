@@ -40,7 +40,7 @@ typedef void (*fnn__sgemm_pack_bt_fn)(float *dst, const float *b, int64_t ldb,
                                       int64_t kc, int64_t n);
 
 typedef struct fnn__sgemm_kernel {
-    const char *name;       /* e.g. "avx512_8x32" */
+    const char *name;       /* e.g. "avx512_12x32" */
     int mr, nr;             /* register tile */
     int64_t kc, mc, nc;     /* cache blocks (mc a multiple of mr, nc of nr) */
     int direct;             /* 1: ukr is safe on unpacked operands (see above) */
