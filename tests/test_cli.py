@@ -26,6 +26,15 @@ def test_demo_progress_and_compare(capsys):
     assert "| numpy |" in out and re.search(r"speed ratio .*: [0-9.]+x", out)
 
 
+def test_demo_cnn_reaches_the_readme_accuracy(capsys):
+    """The README's CNN demo: the digits as 1x8x8 images, >= 0.985 test accuracy."""
+    assert main(["demo", "--model", "cnn", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "network conv32-conv32-pool-512-128-10 ReLU, dropout 0.3" in out
+    acc = float(re.search(r"test accuracy: ([0-9.]+)", out).group(1))
+    assert acc >= 0.985, out
+
+
 def test_module_subprocess():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-m", "fastnn", "--epochs", "2", "--quiet"],
@@ -252,3 +261,57 @@ def test_bench_runs_the_builtin_comparison(monkeypatch, capsys):
     assert calls == [True, False]
     assert main(["bench", "--threads", "0"]) == 2
     assert capsys.readouterr().err == "fastnn bench: error: --threads counts must be non-zero\n"
+
+
+# ------------------------------------------------------------------- CNN
+@pytest.fixture
+def digit_images(tmp_path):
+    X, y = fnn.datasets.load_digits()
+    path = tmp_path / "digits.npz"
+    np.savez(path, X=X[:600].reshape(-1, 8, 8), y=y[:600])
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, X=X[:600], y=y[:600])
+    return path, flat
+
+
+def test_train_cnn_on_images_then_predict(tmp_path, digit_images, capsys):
+    images, flat = digit_images
+    out_model = tmp_path / "cnn.fnn"
+    assert main(["train", str(images), "--conv", "8,8", "--hidden", "32", "--dropout", "0.1",
+                 "--epochs", "8", "--out", str(out_model), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "64 features as images 1x8x8" in out
+    assert "network conv8-conv8-pool-128-32-10 relu" in out
+    acc = float(re.search(r"validation accuracy: ([0-9.]+)", out).group(1))
+    assert acc > 0.8, out
+    model = fnn.load(out_model)
+    assert type(model.layers[0]).__name__ == "Conv2d" and model.input_shape == (1, 8, 8)
+    assert model.metadata["image_shape"] == [1, 8, 8]
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", str(out_model), str(images), "--out", str(pred)]) == 0
+    labels = np.loadtxt(pred, skiprows=1)
+    assert (labels == np.load(images)["y"]).mean() > 0.8
+    # the same pixels as flat rows give the same predictions
+    pred2 = tmp_path / "pred2.csv"
+    assert main(["predict", str(out_model), str(flat), "--out", str(pred2)]) == 0
+    np.testing.assert_array_equal(np.loadtxt(pred2, skiprows=1), labels)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--conv", "8"], "--conv needs images"),
+    (["--conv", "8", "--image-shape", "7,8"], "has 56 pixels but the data has 64"),
+    (["--image-shape", "8,8"], "--image-shape is for a CNN"),
+    (["--conv", "8", "--dropout", "1.5", "--image-shape", "8,8"], "--dropout must be in"),
+])
+def test_train_cnn_errors(tmp_path, digit_images, capsys, args, message):
+    _, flat = digit_images
+    assert main(["train", str(flat), "--epochs", "1", "--out", str(tmp_path / "m.fnn"),
+                 *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_cnn_image_shape_must_match_the_images(tmp_path, digit_images, capsys):
+    images, _ = digit_images
+    assert main(["train", str(images), "--conv", "4", "--image-shape", "1,4,16", "--epochs",
+                 "1", "--out", str(tmp_path / "m.fnn")]) == 2
+    assert "disagrees with the data's images of shape (1, 8, 8)" in capsys.readouterr().err

@@ -105,17 +105,30 @@ def _npy_target(target):
             from None
 
 
+def image_rows(X):
+    """(rows, image shape): an (N, H, W) or (N, C, H, W) array of images as
+    (N, C*H*W) rows and its per-sample (C, H, W); any other array unchanged,
+    with shape None."""
+    X = np.asarray(X)
+    if X.ndim == 3:
+        return X.reshape(len(X), -1), (1,) + X.shape[1:]
+    if X.ndim == 4:
+        return X.reshape(len(X), -1), X.shape[1:]
+    return X, None
+
+
 def _npz_training_data(path, target):
     with _load_array(path) as data:
         key = target or "y"
         if "X" not in data.files or key not in data.files:
             raise CLIError(f"{path} must hold arrays 'X' and {key!r} (--target), "
                            f"found {', '.join(data.files) or 'none'}")
-        X, y = _check_matrix(data["X"], path), np.asarray(data[key])
+        X, shape = image_rows(data["X"])
+        X, y = _check_matrix(X, path), np.asarray(data[key])
     if y.ndim != 1 or len(y) != len(X):
         raise CLIError(f"{path}: {key!r} must be 1-D with one value per row of X, "
                        f"got shape {y.shape} for X {X.shape}")
-    return X, y, [f"x{j}" for j in range(X.shape[1])], key
+    return X, y, [f"x{j}" for j in range(X.shape[1])], key, shape
 
 
 def _npy_training_data(path, target):
@@ -126,7 +139,7 @@ def _npy_training_data(path, target):
                        f"{A.shape[1]} columns (features + target)")
     col %= A.shape[1]
     X = np.delete(A, col, axis=1)
-    return X, A[:, col], [f"x{j}" for j in range(X.shape[1])], col
+    return X, A[:, col], [f"x{j}" for j in range(X.shape[1])], col, None
 
 
 def _csv_training_data(path, target):
@@ -144,15 +157,18 @@ def _csv_training_data(path, target):
     if "" in raw:
         raise CLIError(f"missing target value in {path} at line {lines[raw.index('')]}")
     y = to_float(raw)
-    return X, (y if y is not None and np.isfinite(y).all() else np.array(raw)), names, target
+    y = y if y is not None and np.isfinite(y).all() else np.array(raw)
+    return X, y, names, target, None
 
 
 def read_training_data(path, target):
-    """(X (N, F) float64, y (N,), feature names, target) from a data file.
+    """(X (N, F) float64, y (N,), feature names, target, image shape) from a
+    data file; the image shape is None unless X held images.
 
     * ``.csv``: a header row; ``target`` names the label column (required),
       every other column is a numeric feature; the target may hold text.
-    * ``.npz``: arrays ``X`` (N, F) and ``target`` (default ``y``).
+    * ``.npz``: arrays ``X`` (N, F), or images (N, H, W) / (N, C, H, W) taken
+      as rows of C*H*W features, and ``target`` (default ``y``).
     * ``.npy``: one 2-D numeric array; ``target`` is a column index
       (default -1, the last column).
     """
@@ -188,7 +204,7 @@ def read_features(path, meta, n_features):
         with _load_array(path) as data:
             if "X" not in data.files:
                 raise CLIError(f"{path} must hold an array 'X'")
-            X = _check_matrix(data["X"], path)
+            X = _check_matrix(image_rows(data["X"])[0], path)
     elif suffix == ".npy":
         X = _check_matrix(_load_array(path), path)
         if meta is not None and isinstance(meta.get("target"), int) and \

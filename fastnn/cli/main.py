@@ -3,12 +3,15 @@ argument parsing, the ``demo``, ``train`` and ``predict`` commands, and the
 dispatch to them and to ``bench``.
 
     fastnn [demo] [--epochs 30] [--compare]      # the bundled digits (the default)
+    fastnn demo --model cnn                      # a small CNN on them, as 1x8x8 images
     fastnn train data.csv --target label --hidden 128,64 --epochs 20 [--plot loss.png]
+    fastnn train images.npz --conv 32,32 --hidden 128 --dropout 0.3   # a CNN
     fastnn predict model.fnn new.csv [--out preds.csv] [--proba]
     fastnn bench [--quick]
 
-``demo`` trains an MLP on the bundled digits and prints the test accuracy,
-the training time and samples/s; ``--compare`` runs the identical job on the
+``demo`` trains an MLP (or, with ``--model cnn``, a small CNN on the digits
+as 1x8x8 images) on the bundled digits and prints the test accuracy, the
+training time and samples/s; ``--compare`` runs the identical job on the
 NumPy reference too and prints the speed ratio.
 
 ``train`` fits an MLP on your data (CSV with a header row, .npz or .npy; see
@@ -16,7 +19,9 @@ NumPy reference too and prints the speed ratio.
 chosen from the target (:func:`infer_task`), features standardised with the
 training part's mean and std. The model file keeps the scaling, the feature
 names and the class labels in its ``metadata``, so ``predict`` takes raw data
-and writes labels as they were in the training file.
+and writes labels as they were in the training file. With ``--conv`` it fits
+a CNN (:func:`fastnn.cli.network.build_cnn`) on images: an .npz whose ``X`` is
+(N, H, W) or (N, C, H, W), or rows of C*H*W pixels with ``--image-shape``.
 
 A user error (missing file or column, non-numeric feature, empty data)
 prints one line ``fastnn <command>: error: ...`` to stderr and exits with status 2.
@@ -35,7 +40,7 @@ import fastnn as fnn
 from . import bench
 from .csvio import (CLIError, check_file, csv_text, feature_scaling, read_features,
                     read_training_data, standardise, target_scaling, unstandardise)
-from .network import ACTIVATIONS, build_mlp
+from .network import ACTIVATIONS, build_cnn, build_mlp, describe
 from .progress import Progress
 
 COMMANDS = ("demo", "train", "predict", "bench")
@@ -55,12 +60,31 @@ def _hidden(text):
     return sizes
 
 
+def _image_shape(text):
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) not in (2, 3) or any(s < 1 for s in shape):
+        raise argparse.ArgumentTypeError(f"expected an image shape like 1,28,28 or 28,28, "
+                                         f"got {text!r}")
+    return shape if len(shape) == 3 else (1,) + shape
+
+
+# demo --model: (conv channels, default hidden sizes, dropout)
+DEMO_MODELS = {"mlp": ([], [128, 64], 0.0), "cnn": ([32, 32], [128], 0.3)}
+
+
 def _add_demo(sub):
-    demo = sub.add_parser("demo", help="train an MLP on the bundled digits (the default)")
+    demo = sub.add_parser("demo", help="train an MLP (or a CNN) on the bundled digits "
+                          "(the default)")
+    demo.add_argument("--model", choices=sorted(DEMO_MODELS), default="mlp",
+                      help="mlp: 64-128-64-10 (default); cnn: two 3x3 convolutions of 32 "
+                      "channels, a max pool and a 128-unit layer on the digits as 1x8x8 images")
     demo.add_argument("--epochs", type=int, default=30)
     demo.add_argument("--batch-size", type=int, default=32)
-    demo.add_argument("--hidden", type=_hidden, default=[128, 64],
-                      help="hidden layer sizes, comma-separated (default 128,64)")
+    demo.add_argument("--hidden", type=_hidden, default=None,
+                      help="hidden layer sizes, comma-separated (default 128,64; cnn 128)")
     demo.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
@@ -87,6 +111,15 @@ def _add_train(sub):
     train.add_argument("--hidden", type=_hidden, default=[128, 64],
                        help="hidden layer sizes, comma-separated (default 128,64)")
     train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    train.add_argument("--conv", type=_hidden, default=[],
+                       help="a CNN: output channels of 3x3 convolutions, comma-separated "
+                       "(e.g. 32,32), each with the activation, a 2x2 max pool after every "
+                       "second one and the last; the input must be images")
+    train.add_argument("--image-shape", type=_image_shape, default=None,
+                       help="C,H,W (or H,W) of each row's pixels, for --conv on flat rows "
+                       "(an .npz X of shape (N, H, W) or (N, C, H, W) gives it itself)")
+    train.add_argument("--dropout", type=float, default=0.0,
+                       help="dropout rate before each dense layer but an MLP's first (default 0)")
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
@@ -144,8 +177,14 @@ def train_digits(args, backend, verbose):
     X, y = fnn.datasets.load_digits()
     X_tr, X_te, y_tr, y_te = fnn.train_test_split(X, y, test_size=0.25, seed=args.seed,
                                                   stratify=True)
-    sizes = [X.shape[1]] + args.hidden + [10]
-    model = build_mlp(sizes, "relu", seed=args.seed, backend=backend)
+    conv, default_hidden, dropout = DEMO_MODELS[args.model]
+    hidden = default_hidden if args.hidden is None else args.hidden
+    if conv:
+        model = build_cnn((1, 8, 8), conv, hidden, 10, dropout=dropout, seed=args.seed,
+                          backend=backend)
+    else:
+        model = build_mlp([X.shape[1]] + hidden + [10], "relu", seed=args.seed,
+                          backend=backend)
     optimizer = fnn.Adam(model.parameters(), lr=args.lr)
     t0 = time.perf_counter()
     model.fit(X_tr, y_tr, loss=fnn.CrossEntropyLoss(), optimizer=optimizer,
@@ -153,7 +192,8 @@ def train_digits(args, backend, verbose):
               verbose=verbose)
     seconds = time.perf_counter() - t0
     accuracy = model.evaluate(X_te, y_te)["accuracy"]
-    return accuracy, seconds, args.epochs * len(X_tr) / seconds, len(X_tr), len(X_te), sizes
+    return (accuracy, seconds, args.epochs * len(X_tr) / max(seconds, 1e-9), len(X_tr),
+            len(X_te), model)
 
 
 def _print_backend_table(results):
@@ -174,10 +214,13 @@ def run_demo(args):
     for i, backend in enumerate(backends):
         threads = fnn.get_num_threads() if backend == "c" else "numpy's BLAS"
         if i == 0 or not args.quiet:
-            print(f"fastnn {fnn.__version__}: digits MLP, backend {backend} ({threads} threads)")
-        acc, seconds, rate, n_tr, n_te, sizes = train_digits(args, backend, 0 if args.quiet else 1)
+            print(f"fastnn {fnn.__version__}: digits {args.model.upper()}, backend {backend} "
+                  f"({threads} threads)")
+        acc, seconds, rate, n_tr, n_te, model = train_digits(args, backend,
+                                                             0 if args.quiet else 1)
         results[backend] = (acc, seconds, rate)
-        print(f"network {'-'.join(map(str, sizes))} ReLU, Adam lr={args.lr:g}, "
+        extra = f", dropout {DEMO_MODELS[args.model][2]:g}" if DEMO_MODELS[args.model][2] else ""
+        print(f"network {describe(model)} ReLU{extra}, Adam lr={args.lr:g}, "
               f"{args.epochs} epochs, batch {args.batch_size}, {n_tr} train / {n_te} test samples")
         print(f"test accuracy: {acc:.4f}")
         print(f"training time: {seconds:.3f} s ({rate:,.0f} samples/s) [{backend}]")
@@ -217,6 +260,10 @@ def _check_train_options(args):
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
         raise CLIError(f"cannot save the model to {args.out}: no directory {out_dir}")
+    if not 0.0 <= args.dropout < 1.0:
+        raise CLIError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.image_shape is not None and not args.conv:
+        raise CLIError("--image-shape is for a CNN: give --conv too")
     if args.threads is not None:
         try:
             fnn.set_num_threads(args.threads)
@@ -286,13 +333,32 @@ def _regression_metrics(pred, y):
             "r2": 1.0 - float((err ** 2).sum()) / ss if ss > 0 else float("nan")}
 
 
+def _image_shape_of(args, shape, n_features):
+    """The (C, H, W) a --conv network reads: the data's own, or --image-shape."""
+    given = args.image_shape
+    if shape is not None and given is not None and tuple(given) != tuple(shape):
+        raise CLIError(f"--image-shape {','.join(map(str, given))} disagrees with the data's "
+                       f"images of shape {tuple(shape)}")
+    shape = shape if shape is not None else given
+    if shape is None:
+        raise CLIError("--conv needs images: an .npz whose X is (N, H, W) or (N, C, H, W), "
+                       "or --image-shape C,H,W for rows of pixels")
+    if int(np.prod(shape)) != n_features:
+        raise CLIError(f"--image-shape {','.join(map(str, shape))} has {int(np.prod(shape))} "
+                       f"pixels but the data has {n_features} features per row")
+    return tuple(int(d) for d in shape)
+
+
 def _print_train_header(args, meta, sizes, n_rows, n_train, n_val):
     task, target = meta["task"], meta["target"]
     what = (f"{len(meta['classes'])} classes" if task == "classification"
             else "standardised for training")
     print(f"fastnn {fnn.__version__}: {task} of {target!r} ({what}) on {args.data}: "
-          f"{n_rows} rows, {sizes[0]} features; {n_train} train / {n_val} validation")
-    print(f"network {'-'.join(map(str, sizes))} {args.activation}, Adam lr={args.lr:g}, "
+          f"{n_rows} rows, {len(meta['features'])} features"
+          f"{' as images ' + 'x'.join(map(str, meta['image_shape'])) if 'image_shape' in meta else ''}"
+          f"; {n_train} train / {n_val} validation")
+    dropout = f", dropout {args.dropout:g}" if args.dropout > 0 else ""
+    print(f"network {sizes} {args.activation}{dropout}, Adam lr={args.lr:g}, "
           f"{args.epochs} epochs, batch {args.batch_size}, {fnn.get_num_threads()} threads",
           flush=True)
 
@@ -330,14 +396,21 @@ def _print_fit_metrics(model, part, X, y):
 def run_train(args):
     """``fastnn train``: read, split, standardise, fit, report, save (and plot)."""
     _check_train_options(args)
-    X, y_raw, names, target = read_training_data(args.data, args.target)
+    X, y_raw, names, target, image_shape = read_training_data(args.data, args.target)
     meta = {"format": METADATA_FORMAT, "task": args.task or infer_task(y_raw),
             "features": names, "target": target, "source": os.path.basename(args.data)}
     y, n_out, loss = _encode_target(y_raw, meta)
     X_tr, X_val, y_tr, y_val = _split(X, y, meta["task"], args)
     _add_scaling(meta, X_tr, y_tr)
-    sizes = [X.shape[1]] + args.hidden + [n_out]
-    model = build_mlp(sizes, args.activation, seed=args.seed)
+    if args.conv:
+        shape = _image_shape_of(args, image_shape, X.shape[1])
+        model = build_cnn(shape, args.conv, args.hidden, n_out, args.activation,
+                          dropout=args.dropout, seed=args.seed)
+        meta["image_shape"] = list(shape)
+    else:
+        layers = [X.shape[1]] + args.hidden + [n_out]
+        model = build_mlp(layers, args.activation, dropout=args.dropout, seed=args.seed)
+    sizes = describe(model)
     model.metadata = meta
     _print_train_header(args, meta, sizes, len(X), len(X_tr), 0 if X_val is None else len(X_val))
     val = None if X_val is None else (X_val, y_val)
@@ -354,7 +427,7 @@ def run_train(args):
     print(f"saved {args.out}")
     if args.plot:
         fnn.plot_history(history, args.plot, title=f"fastnn: {target} from "
-                         f"{os.path.basename(args.data)} ({'-'.join(map(str, sizes))})")
+                         f"{os.path.basename(args.data)} ({sizes})")
         print(f"saved {args.plot}")
     return 0
 
