@@ -32,6 +32,7 @@ from .plot import plot_history             # imports matplotlib on first call on
 from .schedules import (CosineAnnealingLR, ExponentialLR, LRScheduler,
                         ReduceLROnPlateau, StepLR)
 from . import onnx                         # imports the onnx package on first export only
+from . import distributed                  # imports mpi4py when MPI() is first built
 from .threads import get_num_threads, set_num_threads
 from .torch_interop import from_torch, to_torch   # imports torch on first call only
 

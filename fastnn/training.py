@@ -244,7 +244,7 @@ def _row_weights(model, y, loss, sample_weight, class_weight, name="sample_weigh
 
 def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuffle=True,
         seed=None, validation_data=None, validation_split=0.0, callbacks=None, verbose=1,
-        sample_weight=None, class_weight=None):
+        sample_weight=None, class_weight=None, distributed=None):
     """Train the model; return a :class:`History`.
 
     Args:
@@ -271,6 +271,9 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
             batch's loss is sum(w l) / the batch's rows (not / sum w).
             Accuracy stays unweighted (Keras's ``metrics``, not
             ``weighted_metrics``).
+        distributed: a :class:`fastnn.distributed.MPI` strategy for
+            data-parallel training (batch_size is then the global batch; see
+            that module for what is and is not the same as one process).
 
     Labels for CrossEntropyLoss may be strings or any hashable: fit stores the
     sorted distinct labels in ``model.classes_`` (saved with the model) and
@@ -288,6 +291,18 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
     callbacks see every batch's loss in ``on_train_batch_end(step, logs)`` and
     decide (TerminateOnNaN stops at once, after that batch, as Keras's).
     """
+    args = (model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data,
+            validation_split, callbacks, verbose, sample_weight, class_weight, distributed)
+    if distributed is None:
+        return _fit(*args)
+    if not hasattr(distributed, "_run"):
+        raise TypeError(f"distributed must be a fastnn.distributed strategy such as MPI(), "
+                        f"got {type(distributed).__name__}")
+    return distributed._run(_fit, args)    # an error on one rank ends every rank
+
+
+def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data,
+         validation_split, callbacks, verbose, sample_weight, class_weight, distributed):
     loss = get_loss(loss)
     optimizer = get_optimizer(optimizer, model.parameters())
     check_optimizer(model, optimizer)
@@ -324,11 +339,17 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks[{i}] must be a fastnn Callback, got {type(cb).__name__}")
-    rng = np.random.default_rng(model._rng.integers(2**63) if seed is None else seed)
+    epoch_seed = int(model._rng.integers(2**63)) if seed is None else seed
+    if distributed is not None:      # rank 0's parameters, buffers and epoch seed
+        epoch_seed = distributed._setup(model, loss, optimizer, epoch_seed)
+    rng = np.random.default_rng(epoch_seed)
 
     model.loss, model.optimizer = loss, optimizer
     history = model.history = History()
     callbacks = [history] + callbacks
+    if distributed is not None:      # callbacks and printing on rank 0 only
+        callbacks = distributed._callbacks(callbacks, history)
+        verbose = verbose if distributed.is_root else 0
     # a callback with handles_nonfinite (TerminateOnNaN) decides what a NaN/Inf loss does
     nonfinite_raises = not any(getattr(cb, "handles_nonfinite", False) for cb in callbacks)
     batch_cbs = [cb for cb in callbacks if _wants_batches(cb)]
@@ -350,8 +371,17 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
         order = rng.permutation(len(X)) if shuffle else None
         # the whole epoch in C, Python regaining control every ~50 ms (Ctrl-C, and
         # nothing per step): when no callback needs each batch and the step is fused
-        cm = None if batch_cbs or not nonfinite_raises else model._epoch_model(loss, optimizer)
-        if cm is not None:
+        cm = None if batch_cbs or not nonfinite_raises or distributed is not None else \
+            model._epoch_model(loss, optimizer)
+        if distributed is not None:
+            cm_dist = distributed._bound(model, loss, optimizer)   # lr may have changed
+            total, correct, seen = distributed._epoch(model, cm_dist, X, y, order, batch_size,
+                                                      loss, optimizer, epoch, w)
+            if nonfinite_raises and not math.isfinite(total):
+                raise FloatingPointError(
+                    f"loss is {total / max(seen, 1)} in epoch {epoch + 1}: training diverged; "
+                    f"lower the learning rate (now {optimizer.lr:g})")
+        elif cm is not None:
             total, correct, seen = _epoch_in_c(model, cm, X, y, order, batch_size, loss,
                                                optimizer, epoch, w)
         else:
@@ -362,8 +392,9 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
         if loss.classification:
             logs["accuracy"] = correct / seen
         if Xv is not None:
-            logs.update({"val_" + k: v for k, v in _evaluate(model, Xv, yv, loss,
-                                                             sample_weight=wv).items()})
+            val = _evaluate(model, Xv, yv, loss, sample_weight=wv) if distributed is None \
+                else distributed._evaluate(model, Xv, yv, loss, wv, _evaluate)
+            logs.update({"val_" + k: v for k, v in val.items()})
             model.train()
         logs["lr"] = optimizer.lr     # the lr this epoch trained with
         seconds = time.perf_counter() - t0
@@ -373,6 +404,8 @@ def fit(model, X, y, loss=None, optimizer="adam", epochs=10, batch_size=32, shuf
             metrics = " - ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}"
                                  for k, v in logs.items())
             print(f"Epoch {epoch + 1}/{epochs} - {seconds:.2f}s - {metrics}", flush=True)
+        if distributed is not None:      # rank 0's decisions (stop, lr), on every rank
+            distributed._sync_decisions(model, optimizer)
         if model.stop_training:
             break
     for cb in callbacks:
