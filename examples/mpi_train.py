@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 import fastnn as fnn
-from fastnn.distributed import MPI
+from fastnn.distributed import MPI, DistributedError
 
 
 def data(n=480, d=20, classes=3, seed=0):
@@ -63,14 +63,23 @@ def main(argv=None):
                 raise MemoryError("injected failure in step 5")
             return workspace(n, training)
         m._workspace = failing_workspace
-    hist = m.fit(X, y, loss="cross_entropy", optimizer=fnn.Adam(m.parameters(), lr=1e-2),
-                 epochs=args.epochs, batch_size=64, seed=5, validation_data=(Xv, yv),
-                 callbacks=[fnn.EarlyStopping(monitor="val_loss", patience=50)],
-                 verbose=1, distributed=dist)
+    try:
+        hist = m.fit(X, y, loss="cross_entropy", optimizer=fnn.Adam(m.parameters(), lr=1e-2),
+                     epochs=args.epochs, batch_size=64, seed=5, validation_data=(Xv, yv),
+                     callbacks=[fnn.EarlyStopping(monitor="val_loss", patience=50)],
+                     verbose=1, distributed=dist)
+    except DistributedError as e:      # raised on every rank alike: report them all
+        lines = dist.comm.gather(f"rank {dist.rank}: {e}", root=0)
+        if dist.rank == 0:
+            print("\n".join(lines), file=sys.stderr, flush=True)
+        return 1
     h = hist.history
-    print(f"rank {dist.rank}/{dist.size}: epochs {len(h['loss'])} loss {h['loss'][-1]:.6f} "
-          f"val_loss {h['val_loss'][-1]:.6f} val_accuracy {h['val_accuracy'][-1]:.4f} "
-          f"param_sum {float(m.flat_params.astype(np.float64).sum()):.9e}", flush=True)
+    line = (f"rank {dist.rank}/{dist.size}: epochs {len(h['loss'])} loss {h['loss'][-1]:.6f} "
+            f"val_loss {h['val_loss'][-1]:.6f} val_accuracy {h['val_accuracy'][-1]:.4f} "
+            f"param_sum {float(m.flat_params.astype(np.float64).sum()):.9e}")
+    lines = dist.comm.gather(line, root=0)    # printed by rank 0: no interleaved output
+    if dist.rank == 0:
+        print("\n".join(lines), flush=True)
     if args.out and dist.rank == 0:
         np.save(args.out, m.flat_params)
     return 0
