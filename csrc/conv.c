@@ -29,6 +29,11 @@
 #include <string.h>
 #include "fnn_internal.h"
 #include "fnn_conv.h"
+#include "gemm_internal.h"
+
+#ifdef FNN_GEMM_X86
+#include <immintrin.h>
+#endif
 
 /* ------------------------------------------------------------- im2col */
 
@@ -102,6 +107,112 @@ static void col2im(float *FNN_RESTRICT dx, const float *FNN_RESTRICT col, const 
             }
 }
 
+#ifdef FNN_GEMM_X86
+/* AVX-512 im2col / col2im for stride-1 columns (any dilation, padding):
+   every output row is whole 16-float masked vectors -- LeNet's rows of 10
+   and 28 floats cost the plain loops' scalar tails and bound arithmetic
+   (perf: im2col + col2im 22% of a LeNet step). Same elements, and col2im
+   adds in the same order (c, u, v, i), so the same bits as the plain
+   loops. Used when the process's GEMM kernel is the AVX-512 one (cpu.c;
+   FASTNN_ISA=avx2|generic selects the plain loops). */
+#define T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+
+/* lanes j0 + [0, 16) that fall in [lo, hi) */
+T512 static inline __mmask16 lane_mask(int64_t j0, int64_t lo, int64_t hi) {
+    int64_t a = lo - j0, b = hi - j0;
+    if (a < 0) a = 0;
+    if (b > 16) b = 16;
+    if (b <= a) return 0;
+    return (__mmask16)((((uint32_t)1 << b) - 1) & ~(((uint32_t)1 << a) - 1));
+}
+
+T512 static void im2col_512(float *col, const float *x, const fnn_conv_geom *g, int64_t C) {
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t u = 0; u < g->KH; u++)
+            for (int64_t v = 0; v < g->KW; v++) {
+                float *dst = col + ((c * g->KH + u) * g->KW + v) * OH * OW;
+                const float *xc = x + c * H * W;
+                const int64_t w0 = v * g->dw - g->pl;
+                const int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;  /* 0 <= j + w0 < W */
+                for (int64_t i = 0; i < OH; i++) {
+                    const int64_t h = i * g->sh - g->pt + u * g->dh;
+                    float *d = dst + i * OW;
+                    if (h < 0 || h >= H) {
+                        for (int64_t j0 = 0; j0 < OW; j0 += 16)
+                            _mm512_mask_storeu_ps(d + j0, lane_mask(j0, 0, OW), z);
+                        continue;
+                    }
+                    const float *xs = xc + h * W + w0;
+                    for (int64_t j0 = 0; j0 < OW; j0 += 16) {
+                        __m512 t = _mm512_maskz_loadu_ps(lane_mask(j0, ja, jb), xs + j0);
+                        _mm512_mask_storeu_ps(d + j0, lane_mask(j0, 0, OW), t);
+                    }
+                }
+            }
+}
+
+/* Loop order c, u, i, then v inside: for a fixed (c, u) each input row h
+   comes from one output row i, so every dx element still gets its adds in
+   the order (u, v, i) of col2im -- but a dx row is loaded and stored once per
+   (c, u, i), in registers across v (KW overlapping masked stores to the same
+   row measured slower than the plain loop: store forwarding fails). */
+T512 static void col2im_512(float *dx, const float *col, const fnn_conv_geom *g, int64_t C) {
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, KW = g->KW;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t u = 0; u < g->KH; u++) {
+            const float *src = col + (c * g->KH + u) * KW * OH * OW;
+            float *dc = dx + c * H * W;
+            for (int64_t i = 0; i < OH; i++) {
+                const int64_t h = i * g->sh - g->pt + u * g->dh;
+                if (h < 0 || h >= H) continue;
+                float *dr = dc + h * W;
+                for (int64_t w0 = 0; w0 < W; w0 += 16) {
+                    const __mmask16 mw = lane_mask(w0, 0, W);
+                    __m512 acc = _mm512_maskz_loadu_ps(mw, dr + w0);
+                    for (int64_t v = 0; v < KW; v++) {
+                        /* dr[j + off] += s[j] for j in [0, OW), 0 <= j + off < W */
+                        const int64_t off = v * g->dw - g->pl;
+                        const float *s = src + v * OH * OW + i * OW;
+                        const __mmask16 m = mw & lane_mask(w0, off, off + OW);
+                        if (!m) continue;
+                        __m512 t = _mm512_maskz_loadu_ps(m, s + (w0 - off));
+                        acc = _mm512_mask_add_ps(acc, m, acc, t);
+                    }
+                    _mm512_mask_storeu_ps(dr + w0, mw, acc);
+                }
+            }
+        }
+}
+#undef T512
+
+static int use_512(const fnn_conv_geom *g) {
+    return g->sw == 1 && fnn__sgemm_kernel_get() == &fnn__sgemm_kernel_avx512;
+}
+#endif
+
+/* the patches of one sample's channels, by the fastest copy this CPU has */
+static void im2col_any(float *col, const float *x, const fnn_conv_geom *g, int64_t C) {
+#ifdef FNN_GEMM_X86
+    if (use_512(g)) {
+        im2col_512(col, x, g, C);
+        return;
+    }
+#endif
+    im2col(col, x, g, C);
+}
+
+static void col2im_any(float *dx, const float *col, const fnn_conv_geom *g, int64_t C) {
+#ifdef FNN_GEMM_X86
+    if (use_512(g)) {
+        col2im_512(dx, col, g, C);
+        return;
+    }
+#endif
+    col2im(dx, col, g, C);
+}
+
 static int pointwise(const fnn_conv_geom *g) {
     return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 &&
            g->pb == 0 && g->pl == 0 && g->pr == 0;
@@ -136,7 +247,7 @@ static void fwd_samples(float *y, const float *x, const float *w, const float *b
             if (pw) {
                 src = xn + q * Cg * P;
             } else {
-                im2col(col + q * Kg * P, xn + q * Cg * g->H * g->W, g, Cg);
+                im2col_any(col + q * Kg * P, xn + q * Cg * g->H * g->W, g, Cg);
                 src = col + q * Kg * P;
             }
             float *yq = yn + q * Og * P;
@@ -182,7 +293,7 @@ static void dx_samples(float *dx, const float *dy, const float *w, float *scratc
             float *dst = pw ? dxn + q * Cg * P : col + q * Kg * P;
             fnn_sgemm(1, 0, Kg, P, Og, 1.0f, w + q * Og * Kg, Kg, dyn + q * Og * P, P, 0.0f,
                       dst, P);
-            if (!pw) col2im(dxn + q * Cg * g->H * g->W, dst, g, Cg);
+            if (!pw) col2im_any(dxn + q * Cg * g->H * g->W, dst, g, Cg);
         }
     }
 }
