@@ -18,6 +18,14 @@ EXAMPLE = os.path.join(ROOT, "examples", "mpi_train.py")
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """Tests here pin fastnn to 1 thread; later test files expect the default."""
+    old = fnn.get_num_threads()
+    yield
+    fnn.set_num_threads(old)
+
+
 def _mpiexec():
     pytest.importorskip("mpi4py", reason="mpi4py not installed (pip install 'fastnn[mpi]')")
     exe = os.path.join(os.path.dirname(sys.executable), "mpiexec")
