@@ -20,9 +20,12 @@ sys.path.insert(0, os.path.join(ROOT, "examples"))
 
 @pytest.fixture(autouse=True)
 def _restore_threads():
-    """Tests here pin fastnn to 1 thread; later test files expect the default."""
-    old = fnn.get_num_threads()
+    """Tests here pin fastnn to 1 thread, and Dask's LocalCluster sets OMP_NUM_THREADS
+    and friends in this process's environment; later test files expect neither."""
+    old, env = fnn.get_num_threads(), dict(os.environ)
     yield
+    os.environ.clear()
+    os.environ.update(env)
     fnn.set_num_threads(old)
 
 
