@@ -11,22 +11,7 @@ import pytest
 import fastnn._core as core
 import fastnn.reference as reference
 
-EPS = 1e-6
-
-
-def numeric_grad(f, x):
-    """Central differences of the scalar f() with respect to x (modified in place)."""
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + EPS
-        fp = f()
-        flat[i] = old - EPS
-        fm = f()
-        flat[i] = old
-        gflat[i] = (fp - fm) / (2 * EPS)
-    return g
+from finite_diff import EPS, numeric_grad  # noqa: F401  (tests/finite_diff.py)
 
 
 def rel_error(analytic, numeric):
