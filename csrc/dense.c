@@ -54,8 +54,9 @@ static FNN_SIMD_CLONES void column_sums_block(float *FNN_RESTRICT db,
 }
 
 /* db (OUT) += sum over rows of dy (N, OUT). Each column block sums its rows
-   into a fresh accumulator, then adds it once: db + (dy_0 + dy_1 + ...). */
-static void column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
+   into a fresh accumulator, then adds it once: db + (dy_0 + dy_1 + ...).
+   Also the db of csrc/sparse.c. */
+void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
     int64_t nblocks = (OUT + DB_BLOCK - 1) / DB_BLOCK;
     int nt = fnn__threads_for((double)N * (double)OUT);
     int64_t blk;
@@ -84,6 +85,6 @@ fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
         s = fnn_sgemm(1, 0, IN, OUT, N, 1.0f, x, IN, dy, OUT, 1.0f, dw, OUT);
         if (s != FNN_OK) return s;
     }
-    if (db && ny > 0) column_sums_add(db, dy, N, OUT);
+    if (db && ny > 0) fnn__column_sums_add(db, dy, N, OUT);
     return FNN_OK;
 }

@@ -176,6 +176,15 @@ static inline void fnn__thread_range(int64_t n, int64_t *lo, int64_t *hi) {
     } while (0)
 #endif
 
+/* db (OUT) += column sums of dy (N, OUT), deterministic (csrc/dense.c). */
+void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT);
+/* The sparse linear kernels of csrc/sparse.c without their checks: x must
+   have passed fnn_csr_check and the sizes fnn__check_2d. */
+fnn_status fnn__csr_dense_forward(float *y, const fnn_csr *x, const float *w, const float *b,
+                                  int64_t OUT);
+fnn_status fnn__csr_dense_backward(float *dw, float *db, const float *dy, const fnn_csr *x,
+                                   int64_t OUT);
+
 /* The losses of csrc/losses.c with row (sample) weights rw (N values, finite
    and >= 0, or NULL) and a denominator (<= 0: the total weight): see the top
    comment of losses.c. The public fnn_*_loss are these with rw NULL, denom 0. */

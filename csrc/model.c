@@ -20,6 +20,10 @@
  * W being the widest slot. A train step allocates nothing once its
  * workspace exists (the caller's, or the model's own grown once).
  *
+ * A batch may also come as a CSR matrix (fnn_csr) when node 0 is linear:
+ * node 0 then runs the kernels of csrc/sparse.c (no input gradient), every
+ * other node is unchanged.
+ *
  * Both calls compose the same kernels the Python layer-by-layer path calls,
  * in the same order, so the two give the same bits at a fixed thread count.
  * Size letters: L nodes, P parameters, B buffers, n batch rows.
@@ -430,15 +434,37 @@ static fnn_status node_error(const fnn_model *m, int32_t i, fnn_status st) {
                       msg[0] ? msg : fnn_status_string(st));
 }
 
-fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
-                             float *work, int64_t work_size) {
-    fnn__clear_error();
-    if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
+/* FNN_OK if the CSR batch xs fits the model for a batch of n rows: the
+   first node is linear, xs is (n, input) and a valid CSR matrix. */
+static fnn_status check_csr_input(const fnn_model *m, const fnn_csr *xs, int64_t n) {
+    if (strcmp(m->defs[0]->name, "linear") != 0)
+        return fnn__error(FNN_ERR_ARG, "sparse input needs a model whose first node is "
+                          "linear, node 0 is %s", m->nodes[0].op);
+    if (xs->rows != n || xs->cols != m->numel[0])
+        return fnn__error(FNN_ERR_SIZE, "sparse input is (%lld, %lld), the model expects "
+                          "(%lld, %lld)", (long long)xs->rows, (long long)xs->cols,
+                          (long long)n, (long long)m->numel[0]);
+    return fnn_csr_check(xs);
+}
+
+/* Node 0's forward: its op on the dense x, or the sparse linear kernel on xs
+   (checked by check_csr_input). */
+static fnn_status first_forward(const fnn_model *m, const fnn_op_ctx *c, float *y,
+                                const float *x, const fnn_csr *xs) {
+    if (!xs) return m->defs[0]->forward(c, y, x);
+    const float *w = c->params;
+    return fnn__csr_dense_forward(y, xs, w, c->attrs->bias ? w + c->IN * c->OUT : NULL, c->OUT);
+}
+
+/* fnn_model_forward on a dense x (xs NULL) or a CSR x (x NULL). */
+static fnn_status run_forward(const fnn_model *m, float *out, const float *x,
+                              const fnn_csr *xs, int64_t n, float *work, int64_t work_size) {
     int64_t need;
     fnn_status st = fnn_model_workspace_size(m, n, 0, &need);
     if (st != FNN_OK) return st;
+    if (xs && (st = check_csr_input(m, xs, n)) != FNN_OK) return st;
     if (n == 0) return FNN_OK;
-    if (!out || !x) return fnn__error(FNN_ERR_ARG, "forward: out and x must not be NULL");
+    if (!out || !(x || xs)) return fnn__error(FNN_ERR_ARG, "forward: out and x must not be NULL");
     float *own = NULL;
     if (!work) {
         if (!(own = work = alloc_floats(need)))
@@ -454,18 +480,37 @@ fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int
         float *y = (i == m->L - 1) ? out : buf[i & 1];
         fnn_op_ctx c;
         node_ctx(m, i, n, scratch, 0, &c);
-        if ((st = m->defs[i]->forward(&c, y, cur)) != FNN_OK) st = node_error(m, i, st);
+        st = i == 0 ? first_forward(m, &c, y, cur, xs) : m->defs[i]->forward(&c, y, cur);
+        if (st != FNN_OK) st = node_error(m, i, st);
         cur = y;
     }
     free(own);
     return st;
 }
 
+fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
+                             float *work, int64_t work_size) {
+    fnn__clear_error();
+    if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
+    return run_forward(m, out, x, NULL, n, work, work_size);
+}
+
+fnn_status fnn_model_forward_csr(const fnn_model *m, float *out, const fnn_csr *x,
+                                 float *work, int64_t work_size) {
+    fnn__clear_error();
+    if (!m || !x) return fnn__error(FNN_ERR_ARG, "model or x is NULL");
+    return run_forward(m, out, NULL, x, x->rows, work, work_size);
+}
+
 /* Forward (training mode), loss and backward: the gradients OVERWRITTEN. */
 static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_result *r) {
     const int64_t n = a->n, L = m->L;
     if (n < 1) return fnn__error(FNN_ERR_SIZE, "train step: batch of %lld rows", (long long)n);
-    if (!a->x) return fnn__error(FNN_ERR_ARG, "train step: x is NULL");
+    const fnn_csr *xs = a->x_csr;
+    if (xs ? a->x != NULL : !a->x)
+        return fnn__error(FNN_ERR_ARG, "train step: give x or x_csr (exactly one)");
+    fnn_status st = xs ? check_csr_input(m, xs, n) : FNN_OK;
+    if (st != FNN_OK) return st;
     if (m->ldef->labels ? !a->labels : !a->target)
         return fnn__error(FNN_ERR_ARG, "train step: loss %s needs %s", m->ldef->name,
                           m->ldef->labels ? "labels" : "a float target");
@@ -493,7 +538,6 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
         train_layout(m, n, act, g, scr);
         m->layout_n = n;
     }
-    fnn_status st = FNN_OK;
     fnn_op_ctx c;
 
     /* forward, keeping every slot */
@@ -501,7 +545,8 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
     for (int32_t i = 0; i < L && st == FNN_OK; i++) {
         float *y = work + act[i + 1];
         node_ctx(m, i, n, work + scr[i], 1, &c);
-        if ((st = m->defs[i]->forward(&c, y, cur)) != FNN_OK) st = node_error(m, i, st);
+        st = i == 0 ? first_forward(m, &c, y, cur, xs) : m->defs[i]->forward(&c, y, cur);
+        if (st != FNN_OK) st = node_error(m, i, st);
         cur = y;
     }
     /* loss and d(loss)/d(output) into g[0]; labels are checked before any write */
@@ -520,7 +565,11 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
             float *dx = i == 0 ? NULL : work + g[k ^ 1];
             float *gi = m->info[i].num_params ? m->grads + m->info[i].param_offset : NULL;
             node_ctx(m, i, n, work + scr[i], 1, &c);
-            st = m->defs[i]->backward(&c, dx, gi, work + g[k], xi, work + act[i + 1]);
+            if (i == 0 && xs)   /* the sparse first linear layer: dw, db only */
+                st = fnn__csr_dense_backward(gi, c.attrs->bias ? gi + c.IN * c.OUT : NULL,
+                                             work + g[k], xs, c.OUT);
+            else
+                st = m->defs[i]->backward(&c, dx, gi, work + g[k], xi, work + act[i + 1]);
             if (st != FNN_OK) st = node_error(m, i, st);
             k ^= 1;
         }
