@@ -17,7 +17,8 @@
  *             each node's scratch (n, scratch_per_row[i]);
  *   forward:  two activation buffers (n, W) used in turn and the largest
  *             scratch of one node;
- * W being the widest slot. A train step allocates nothing once its
+ * W being the widest slot after the input (slot 0 is read in place: a wide
+ * input, such as a sparse one, costs no workspace). A train step allocates nothing once its
  * workspace exists (the caller's, or the model's own grown once).
  *
  * A batch may also come as a CSR matrix (fnn_csr) when node 0 is linear:
@@ -46,7 +47,7 @@ struct fnn_model {
     fnn_shape *shapes;          /* (L + 1) slot shapes; [0] is the input */
     int64_t *numel;             /* (L + 1) per-sample elements of each slot */
     fnn_node_info *info;        /* (L) with offsets */
-    int64_t P, B, W;            /* parameters, buffers, widest slot */
+    int64_t P, B, W;            /* parameters, buffers, widest slot s >= 1 */
     float *params, *grads, *buffers;
     uint64_t seed;
     int64_t step, counter;      /* optimizer steps; training forward passes */
@@ -114,7 +115,7 @@ static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
     if ((m->numel[0] = fnn__shape_numel(&d->input)) < 0)
         return fnn__error(FNN_ERR_SIZE, "invalid input shape %s (1 to %d dimensions, each "
                           ">= 1)", fnn__shape_str(&d->input, s, sizeof s), FNN_MAX_DIMS);
-    m->W = m->numel[0];
+    m->W = 0;   /* the widest slot a node writes: the input (slot 0) is never copied */
     for (int32_t i = 0; i < m->L; i++) {
         const fnn_node *nd = &m->nodes[i];
         if (!fnn__name_ok(nd->op))
