@@ -67,6 +67,12 @@ static void bias_act_epi(float *c, int64_t ldc, int64_t m, int64_t n, int64_t j0
     }
 }
 
+/* y (N, OUT) = act(y) in place, with the epilogue's scalar functions. */
+void fnn__act_inplace(float *y, int64_t N, int64_t OUT, int act) {
+    bias_act e = {NULL, act};
+    if (N > 0 && OUT > 0) bias_act_epi(y, OUT, N, OUT, 0, &e);
+}
+
 /* y (N, OUT) = act(x (N, IN) . w (IN, OUT) + b (OUT or NULL)). The bias is
    added to the finished product, x.w + b: the same single rounding as the
    kernel's beta = 1 update of a y preset to b, so every act gives the bits
@@ -104,8 +110,9 @@ static FNN_SIMD_CLONES void column_sums_block(float *FNN_RESTRICT db,
 }
 
 /* db (OUT) += sum over rows of dy (N, OUT). Each column block sums its rows
-   into a fresh accumulator, then adds it once: db + (dy_0 + dy_1 + ...). */
-static void column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
+   into a fresh accumulator, then adds it once: db + (dy_0 + dy_1 + ...).
+   Also the db of csrc/sparse.c. */
+void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
     int64_t nblocks = (OUT + DB_BLOCK - 1) / DB_BLOCK;
     int nt = fnn__threads_for((double)N * (double)OUT);
     int64_t blk;
@@ -190,6 +197,6 @@ fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
         s = fnn_sgemm(1, 0, IN, OUT, N, 1.0f, x, IN, dy, OUT, 1.0f, dw, OUT);
         if (s != FNN_OK) return s;
     }
-    if (db && ny > 0) column_sums_add(db, dy, N, OUT);
+    if (db && ny > 0) fnn__column_sums_add(db, dy, N, OUT);
     return FNN_OK;
 }

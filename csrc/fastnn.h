@@ -111,6 +111,33 @@ FNN_API fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
                               const float *dy, const float *x, const float *w,
                               int64_t N, int64_t IN, int64_t OUT);
 
+/* ----------------------------------------------------------------- sparse */
+/* A CSR matrix (rows, cols) with nnz stored entries: row i holds the entries
+   k in [indptr[i], indptr[i+1]), x[i, indices[k]] = data[k]. indptr[0] == 0,
+   indptr is non-decreasing, indptr[rows] == nnz and every index lies in
+   [0, cols); indices need not be sorted and a repeated (i, j) means the sum
+   of its entries (scipy.sparse's CSR). */
+typedef struct fnn_csr {
+    const int64_t *indptr;   /* (rows + 1) */
+    const int64_t *indices;  /* (nnz) column of each entry */
+    const float *data;       /* (nnz) value of each entry */
+    int64_t rows, cols, nnz;
+} fnn_csr;
+
+/* FNN_OK if x is a valid CSR matrix (above), else FNN_ERR_ARG naming the
+   first bad indptr or index in fnn_last_error(). O(rows + nnz). */
+FNN_API fnn_status fnn_csr_check(const fnn_csr *x);
+/* y (rows, OUT) = x (rows, cols, CSR) . w (cols, OUT) + b (OUT or NULL).
+   OVERWRITES y. Checks x first (fnn_csr_check). Deterministic. */
+FNN_API fnn_status fnn_csr_dense_forward(float *y, const fnn_csr *x, const float *w,
+                                         const float *b, int64_t OUT);
+/* dw (cols, OUT) += x^T . dy (rows, OUT)    (ACCUMULATED)
+   db (OUT) += sum over rows of dy           (ACCUMULATED; NULL: no bias)
+   The input gradient is not computed. Checks x first. Deterministic: the
+   same bits for every thread count. */
+FNN_API fnn_status fnn_csr_dense_backward(float *dw, float *db, const float *dy,
+                                          const fnn_csr *x, int64_t OUT);
+
 /* ------------------------------------------------------------ activations */
 /* Elementwise: y = f(x) over n floats. Backward: dx = dy * f'(x), where f'
    is computed from x and/or y (both must be given: the forward's input and
@@ -540,6 +567,11 @@ FNN_API fnn_status fnn_model_workspace_size(const fnn_model *m, int64_t n, int t
    distinct work and out. */
 FNN_API fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x,
                                      int64_t n, float *work, int64_t work_size);
+/* The same with a CSR batch x (x->rows rows, x->cols == the input size,
+   checked with fnn_csr_check): node 0 must be linear, and it runs the sparse
+   product of fnn_csr_dense_forward; the whole matrix is never densified. */
+FNN_API fnn_status fnn_model_forward_csr(const fnn_model *m, float *out, const fnn_csr *x,
+                                         float *work, int64_t work_size);
 
 typedef struct fnn_train_args {
     const float *x;         /* (n, input) */
@@ -552,6 +584,9 @@ typedef struct fnn_train_args {
     const float *sample_weight;  /* (n) row weights, or NULL (all 1) */
     double denom;           /* the loss's denominator (fnn_loss_eval_weighted);
                                <= 0: the total weight (the plain mean unweighted) */
+    const fnn_csr *x_csr;   /* (n, input) CSR batch instead of x (x then NULL), or
+                               NULL; node 0 must be linear and runs the sparse
+                               kernels of fnn_csr_dense_forward/backward */
 } fnn_train_args;
 
 typedef struct fnn_train_result {

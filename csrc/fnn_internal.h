@@ -176,6 +176,15 @@ static inline void fnn__thread_range(int64_t n, int64_t *lo, int64_t *hi) {
     } while (0)
 #endif
 
+/* db (OUT) += column sums of dy (N, OUT), deterministic (csrc/dense.c). */
+void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT);
+/* The sparse linear kernels of csrc/sparse.c without their checks: x must
+   have passed fnn_csr_check and the sizes fnn__check_2d. */
+fnn_status fnn__csr_dense_forward(float *y, const fnn_csr *x, const float *w, const float *b,
+                                  int64_t OUT);
+fnn_status fnn__csr_dense_backward(float *dw, float *db, const float *dy, const fnn_csr *x,
+                                   int64_t OUT);
+
 /* The losses of csrc/losses.c with row (sample) weights rw (N values, finite
    and >= 0, or NULL) and a denominator (<= 0: the total weight): see the top
    comment of losses.c. The public fnn_*_loss are these with rw NULL, denom 0. */
@@ -219,6 +228,10 @@ fnn_status fnn__sgemm_epi(int transA, int transB, int64_t M, int64_t N, int64_t 
    (dense.c); bitwise fnn_dense_forward followed by fnn_<act>_forward. */
 fnn_status fnn__dense_forward_act(float *y, const float *x, const float *w, const float *b,
                                   int64_t N, int64_t IN, int64_t OUT, int act);
+
+/* y (N, OUT) = act(y) in place, act FNN_ACT_RELU..SIGMOID (dense.c): the
+   activation of a fused linear whose product came from elsewhere (sparse.c). */
+void fnn__act_inplace(float *y, int64_t N, int64_t OUT, int act);
 
 /* dz (N, OUT) = dy * act'(y) (written; dz, dy, y distinct) and db (OUT) +=
    its column sums, in one pass (dense.c); bitwise fnn_<act>_backward then

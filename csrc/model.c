@@ -17,8 +17,13 @@
  *             each node's scratch (n, scratch_per_row[i]);
  *   forward:  two activation buffers (n, W) used in turn and the largest
  *             scratch of one node;
- * W being the widest slot. A train step allocates nothing once its
+ * W being the widest slot after the input (slot 0 is read in place: a wide
+ * input, such as a sparse one, costs no workspace). A train step allocates nothing once its
  * workspace exists (the caller's, or the model's own grown once).
+ *
+ * A batch may also come as a CSR matrix (fnn_csr) when node 0 is linear:
+ * node 0 then runs the kernels of csrc/sparse.c (no input gradient), every
+ * other node is unchanged.
  *
  * Both calls compose the same kernels the Python layer-by-layer path calls,
  * in the same order, so the two give the same bits at a fixed thread count.
@@ -42,7 +47,7 @@ struct fnn_model {
     fnn_shape *shapes;          /* (L + 1) slot shapes; [0] is the input */
     int64_t *numel;             /* (L + 1) per-sample elements of each slot */
     fnn_node_info *info;        /* (L) with offsets */
-    int64_t P, B, W;            /* parameters, buffers, widest slot */
+    int64_t P, B, W;            /* parameters, buffers, widest slot s >= 1 */
     float *params, *grads, *buffers;
     uint64_t seed;
     int64_t step, counter;      /* optimizer steps; training forward passes */
@@ -113,7 +118,7 @@ static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
     if ((m->numel[0] = fnn__shape_numel(&d->input)) < 0)
         return fnn__error(FNN_ERR_SIZE, "invalid input shape %s (1 to %d dimensions, each "
                           ">= 1)", fnn__shape_str(&d->input, s, sizeof s), FNN_MAX_DIMS);
-    m->W = m->numel[0];
+    m->W = 0;   /* the widest slot a node writes: the input (slot 0) is never copied */
     for (int32_t i = 0; i < m->L; i++) {
         const fnn_node *nd = &m->nodes[i];
         if (!fnn__name_ok(nd->op))
@@ -461,15 +466,43 @@ static fnn_status node_error(const fnn_model *m, int32_t i, fnn_status st) {
                       msg[0] ? msg : fnn_status_string(st));
 }
 
-fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
-                             float *work, int64_t work_size) {
-    fnn__clear_error();
-    if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
+/* FNN_OK if the CSR batch xs fits the model for a batch of n rows: the
+   first node is linear, xs is (n, input) and a valid CSR matrix. */
+static fnn_status check_csr_input(const fnn_model *m, const fnn_csr *xs, int64_t n) {
+    if (strcmp(m->defs[0]->name, "linear") != 0)
+        return fnn__error(FNN_ERR_ARG, "sparse input needs a model whose first node is "
+                          "linear, node 0 is %s", m->nodes[0].op);
+    if (xs->rows != n || xs->cols != m->numel[0])
+        return fnn__error(FNN_ERR_SIZE, "sparse input is (%lld, %lld), the model expects "
+                          "(%lld, %lld)", (long long)xs->rows, (long long)xs->cols,
+                          (long long)n, (long long)m->numel[0]);
+    return fnn_csr_check(xs);
+}
+
+/* Node i's forward into y, with the activation after it when the two are
+   fused (fuse[i]); for node 0, the sparse linear kernel on xs when given
+   (checked by check_csr_input), its activation then applied in place. */
+static fnn_status node_forward(const fnn_model *m, int32_t i, const fnn_op_ctx *c, float *y,
+                               const float *x, const fnn_csr *xs) {
+    if (i == 0 && xs) {
+        const float *w = c->params;
+        fnn_status st = fnn__csr_dense_forward(y, xs, w, c->attrs->bias ? w + c->IN * c->OUT
+                                                                        : NULL, c->OUT);
+        if (st == FNN_OK && m->fuse[0]) fnn__act_inplace(y, c->N, c->OUT, m->fuse[0]);
+        return st;
+    }
+    return m->fuse[i] ? linear_act_forward(m, i, c, y, x) : m->defs[i]->forward(c, y, x);
+}
+
+/* fnn_model_forward on a dense x (xs NULL) or a CSR x (x NULL). */
+static fnn_status run_forward(const fnn_model *m, float *out, const float *x,
+                              const fnn_csr *xs, int64_t n, float *work, int64_t work_size) {
     int64_t need;
     fnn_status st = fnn_model_workspace_size(m, n, 0, &need);
     if (st != FNN_OK) return st;
+    if (xs && (st = check_csr_input(m, xs, n)) != FNN_OK) return st;
     if (n == 0) return FNN_OK;
-    if (!out || !x) return fnn__error(FNN_ERR_ARG, "forward: out and x must not be NULL");
+    if (!out || !(x || xs)) return fnn__error(FNN_ERR_ARG, "forward: out and x must not be NULL");
     float *own = NULL;
     if (!work) {
         if (!(own = work = alloc_floats(need)))
@@ -488,7 +521,7 @@ fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int
         k ^= 1;
         fnn_op_ctx c;
         node_ctx(m, i, n, scratch, 0, &c);
-        st = m->fuse[i] ? linear_act_forward(m, i, &c, y, cur) : m->defs[i]->forward(&c, y, cur);
+        st = node_forward(m, i, &c, y, cur, xs);
         if (st != FNN_OK) st = node_error(m, i, st);
         cur = y;
         i = last;
@@ -497,11 +530,29 @@ fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int
     return st;
 }
 
+fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
+                             float *work, int64_t work_size) {
+    fnn__clear_error();
+    if (!m) return fnn__error(FNN_ERR_ARG, "model is NULL");
+    return run_forward(m, out, x, NULL, n, work, work_size);
+}
+
+fnn_status fnn_model_forward_csr(const fnn_model *m, float *out, const fnn_csr *x,
+                                 float *work, int64_t work_size) {
+    fnn__clear_error();
+    if (!m || !x) return fnn__error(FNN_ERR_ARG, "model or x is NULL");
+    return run_forward(m, out, NULL, x, x->rows, work, work_size);
+}
+
 /* Forward (training mode), loss and backward: the gradients OVERWRITTEN. */
 static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_result *r) {
     const int64_t n = a->n, L = m->L;
     if (n < 1) return fnn__error(FNN_ERR_SIZE, "train step: batch of %lld rows", (long long)n);
-    if (!a->x) return fnn__error(FNN_ERR_ARG, "train step: x is NULL");
+    const fnn_csr *xs = a->x_csr;
+    if (xs ? a->x != NULL : !a->x)
+        return fnn__error(FNN_ERR_ARG, "train step: give x or x_csr (exactly one)");
+    fnn_status st = xs ? check_csr_input(m, xs, n) : FNN_OK;
+    if (st != FNN_OK) return st;
     if (m->ldef->labels ? !a->labels : !a->target)
         return fnn__error(FNN_ERR_ARG, "train step: loss %s needs %s", m->ldef->name,
                           m->ldef->labels ? "labels" : "a float target");
@@ -530,23 +581,17 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
         m->layout_n = n;
         m->layout_need = need;
     }
-    fnn_status st = FNN_OK;
     fnn_op_ctx c;
 
     /* forward, keeping every slot */
     const float *cur = a->x;
     for (int32_t i = 0; i < L && st == FNN_OK; i++) {
         node_ctx(m, i, n, work + scr[i], 1, &c);
-        if (m->fuse[i]) {
-            float *y = work + act[i + 2];
-            if ((st = linear_act_forward(m, i, &c, y, cur)) != FNN_OK) st = node_error(m, i, st);
-            cur = y;
-            i++;
-            continue;
-        }
-        float *y = work + act[i + 1];
-        if ((st = m->defs[i]->forward(&c, y, cur)) != FNN_OK) st = node_error(m, i, st);
+        int32_t last = m->fuse[i] ? i + 1 : i;   /* the node whose slot is written */
+        float *y = work + act[last + 1];
+        if ((st = node_forward(m, i, &c, y, cur, xs)) != FNN_OK) st = node_error(m, i, st);
         cur = y;
+        i = last;
     }
     /* loss and d(loss)/d(output) into g[0]; labels are checked before any write */
     if (st == FNN_OK)
@@ -566,7 +611,14 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
             float *gi = m->info[i].num_params ? m->grads + m->info[i].param_offset : NULL;
             const float *dy = work + g[k];
             node_ctx(m, i, n, work + scr[i], 1, &c);
-            if (i > 0 && m->fuse[i - 1]) {
+            if (i == 0 && xs) {
+                /* the sparse first linear layer: dw (and db unless the fused
+                   activation above gave it); no dx */
+                int with_db = c.attrs->bias && !bias_done;
+                st = fnn__csr_dense_backward(gi, with_db ? gi + c.IN * c.OUT : NULL, dy, xs,
+                                             c.OUT);
+                bias_done = 0;
+            } else if (i > 0 && m->fuse[i - 1]) {
                 /* a fused activation: its input slot was never written and its
                    output stands in (see build_layout); with a bias below, the
                    bias gradient comes out of the same pass */

@@ -22,6 +22,7 @@ FUNCTIONS = (
     "get_num_threads", "set_num_threads", "all_finite",
     "sgemm",
     "dense_forward", "dense_backward",
+    "csr_dense_forward", "csr_dense_backward",
     "relu_forward", "relu_backward",
     "leaky_relu_forward", "leaky_relu_backward",
     "sigmoid_forward", "sigmoid_backward",

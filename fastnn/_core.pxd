@@ -31,6 +31,16 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
                                   const float *dy, const float *x, const float *w,
                                   int64_t N, int64_t IN, int64_t OUT)
+    ctypedef struct fnn_csr:
+        const int64_t *indptr
+        const int64_t *indices
+        const float *data
+        int64_t rows, cols, nnz
+    fnn_status fnn_csr_check(const fnn_csr *x)
+    fnn_status fnn_csr_dense_forward(float *y, const fnn_csr *x, const float *w,
+                                     const float *b, int64_t OUT)
+    fnn_status fnn_csr_dense_backward(float *dw, float *db, const float *dy,
+                                      const fnn_csr *x, int64_t OUT)
     fnn_status fnn_relu_forward(float *y, const float *x, int64_t n)
     fnn_status fnn_relu_backward(float *dx, const float *dy, const float *x,
                                  const float *y, int64_t n)
@@ -213,6 +223,7 @@ cdef extern from "fastnn.h" nogil:
         int64_t work_size
         const float *sample_weight
         double denom
+        const fnn_csr *x_csr
     ctypedef struct fnn_train_result:
         double loss
         int64_t bad_index
@@ -244,6 +255,8 @@ cdef extern from "fastnn.h" nogil:
                                         int64_t *floats)
     fnn_status fnn_model_forward(const fnn_model *m, float *out, const float *x, int64_t n,
                                  float *work, int64_t work_size)
+    fnn_status fnn_model_forward_csr(const fnn_model *m, float *out, const fnn_csr *x,
+                                     float *work, int64_t work_size)
     fnn_status fnn_model_train_step(fnn_model *m, const fnn_train_args *a, fnn_train_result *r)
     fnn_status fnn_model_compute_gradients(fnn_model *m, const fnn_train_args *a,
                                            fnn_train_result *r)

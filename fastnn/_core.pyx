@@ -374,6 +374,78 @@ cdef object _error(fnn_status s, str where):
     return ValueError(text)
 
 
+# ----------------------------------------------------------------- sparse
+
+cdef void _set_csr(fnn_csr *c, object indptr, object indices, object data,
+                   int64_t cols) except *:
+    """Fill c from the three CSR arrays (int64 indptr (rows + 1,), int64 indices
+    (nnz,), float32 data (nnz,)); their values are checked in C."""
+    cdef cnp.ndarray ap = _arr(indptr, "indptr", False, cnp.NPY_INT64)
+    cdef cnp.ndarray ai = _arr(indices, "indices", False, cnp.NPY_INT64)
+    cdef cnp.ndarray ad = _arr(data, "data", False)
+    if cnp.PyArray_NDIM(ap) != 1 or ap.shape[0] < 1:
+        raise ValueError(f"indptr must be 1-D with rows + 1 >= 1 entries, got shape "
+                         f"{_shp(ap)}")
+    if cnp.PyArray_NDIM(ai) != 1 or cnp.PyArray_NDIM(ad) != 1 or ai.shape[0] != ad.shape[0]:
+        raise ValueError(f"indices and data must be 1-D of the same length, got shapes "
+                         f"{_shp(ai)} and {_shp(ad)}")
+    c.indptr = <int64_t *>cnp.PyArray_DATA(ap)
+    c.indices = <int64_t *>cnp.PyArray_DATA(ai)
+    c.data = <float *>cnp.PyArray_DATA(ad)
+    c.rows = ap.shape[0] - 1
+    c.cols = cols
+    c.nnz = ad.shape[0]
+
+
+def csr_dense_forward(y, indptr, indices, data, w, b):
+    """y (N, OUT) = x @ w (IN, OUT) + b (OUT; None: no bias) for x (N, IN) given
+    as CSR arrays: int64 indptr (N + 1,), int64 indices and float32 data (nnz,).
+    y is overwritten; duplicate entries of a row add up (as in scipy.sparse)."""
+    cdef cnp.ndarray aw = _arr(w, "w", False), ay = _arr(y, "y", True)
+    if cnp.PyArray_NDIM(aw) != 2:
+        raise ValueError(f"w must be 2-D (in, out), got shape {_shp(aw)}")
+    cdef fnn_csr c
+    _set_csr(&c, indptr, indices, data, aw.shape[0])
+    cdef int64_t OUT = aw.shape[1]
+    _shape2(ay, "y", c.rows, OUT)
+    cdef float *pb = _fp_opt(b, "b", False, OUT)
+    for other, oname in ((w, "w"), (b, "b"), (data, "data"), (indices, "indices"),
+                         (indptr, "indptr")):
+        _no_overlap(y, "y", other, oname)
+    cdef float *py = <float *>cnp.PyArray_DATA(ay)
+    cdef float *pw = <float *>cnp.PyArray_DATA(aw)
+    cdef fnn_status s
+    with nogil:
+        s = fnn_csr_dense_forward(py, &c, pw, pb, OUT)
+    if s != FNN_OK:
+        raise _error(s, "csr_dense_forward")
+
+
+def csr_dense_backward(dw, db, dy, indptr, indices, data):
+    """dw (IN, OUT) += x.T @ dy (N, OUT), db (OUT; None: no bias) += dy.sum(0), for
+    x (N, IN) given as CSR arrays (as ``csr_dense_forward``). No input gradient."""
+    cdef cnp.ndarray adw = _arr(dw, "dw", True), ady = _arr(dy, "dy", False)
+    if cnp.PyArray_NDIM(adw) != 2:
+        raise ValueError(f"dw must be 2-D (in, out), got shape {_shp(adw)}")
+    cdef fnn_csr c
+    _set_csr(&c, indptr, indices, data, adw.shape[0])
+    cdef int64_t OUT = adw.shape[1]
+    _shape2(ady, "dy", c.rows, OUT)
+    cdef float *pdb = _fp_opt(db, "db", True, OUT)
+    for other, oname in ((dy, "dy"), (data, "data"), (indices, "indices"),
+                         (indptr, "indptr")):
+        _no_overlap(dw, "dw", other, oname)
+        _no_overlap(db, "db", other, oname)
+    _no_overlap(dw, "dw", db, "db")
+    cdef float *pdw = <float *>cnp.PyArray_DATA(adw)
+    cdef float *pdy = <float *>cnp.PyArray_DATA(ady)
+    cdef fnn_status s
+    with nogil:
+        s = fnn_csr_dense_backward(pdw, pdb, pdy, &c, OUT)
+    if s != FNN_OK:
+        raise _error(s, "csr_dense_backward")
+
+
 # The one-op kernels of the backend API (``relu_forward(y, x)``, ...), made
 # by a loop over the C op table: each runs one node through fnn_op_forward /
 # fnn_op_backward. ``SCALARS`` names the attributes an op's kernels take as
@@ -1352,24 +1424,50 @@ cdef class Model:
                              f", got {_shp(ax)}")
         return ax
 
+    cdef void _csr_batch(self, fnn_csr *c, object x) except *:
+        """c from a CSR batch x = (indptr, indices, data) of (n, in_size)."""
+        if len(x) != 3:
+            raise ValueError("a sparse x is a tuple (indptr, indices, data)")
+        _set_csr(c, x[0], x[1], x[2], self.in_size)
+
     def forward(self, out, x, work):
-        """out (n, output) = the forward pass of x (n, input) in evaluation mode."""
-        cdef cnp.ndarray ax = self._batch(x), aout = _arr(out, "out", True)
+        """out (n, output) = the forward pass of x (n, input) in evaluation mode.
+        x may be a CSR batch, a tuple (indptr, indices, data) (see
+        ``csr_dense_forward``), when node 0 is linear."""
+        cdef fnn_csr c
+        cdef bint sparse = type(x) is tuple
+        cdef cnp.ndarray ax
+        cdef cnp.ndarray aout = _arr(out, "out", True)
         cdef cnp.ndarray aw = _arr(work, "work", True)
-        cdef int64_t n = ax.shape[0]
+        cdef int64_t n
+        if sparse:
+            self._csr_batch(&c, x)
+            n = c.rows
+            xs = x
+        else:
+            ax = self._batch(x)
+            n = ax.shape[0]
+            xs = (x,)
         if cnp.PyArray_NDIM(aout) < 1 or cnp.PyArray_SIZE(aout) != n * self.out_size or \
                 aout.shape[0] != n:
             raise ValueError(f"out must have shape ({n}, "
                              f"{', '.join(map(str, self.output_shape))}), got {_shp(aout)}")
         for a, an in ((out, "out"), (work, "work")):
-            for b, bn in ((x, "x"), (self.params, "params"), (self.buffers, "buffers")):
+            for b, bn in ((self.params, "params"), (self.buffers, "buffers")):
                 _no_overlap(a, an, b, bn)
+            for b in xs:
+                _no_overlap(a, an, b, "x")
         _no_overlap(out, "out", work, "work")
         cdef fnn_status s
-        with nogil:
-            s = fnn_model_forward(self.m, <float *>cnp.PyArray_DATA(aout),
-                                  <float *>cnp.PyArray_DATA(ax), n,
-                                  <float *>cnp.PyArray_DATA(aw), cnp.PyArray_SIZE(aw))
+        cdef float *pout = <float *>cnp.PyArray_DATA(aout)
+        cdef float *pw = <float *>cnp.PyArray_DATA(aw)
+        cdef int64_t nw = cnp.PyArray_SIZE(aw)
+        if sparse:
+            with nogil:
+                s = fnn_model_forward_csr(self.m, pout, &c, pw, nw)
+        else:
+            with nogil:
+                s = fnn_model_forward(self.m, pout, <float *>cnp.PyArray_DATA(ax), n, pw, nw)
         if s != FNN_OK:
             raise _error(s, "forward")
 
@@ -1474,23 +1572,36 @@ cdef class Model:
         if s != FNN_OK:
             raise _error(s, where)
 
-    cdef cnp.ndarray _step_args(self, fnn_train_args *a, x, target, work, sample_weight,
-                                double denom, long long steps_done, long long counter):
-        """Fill a train step's args from a checked batch; returns the target array
-        (kept alive by the caller for the call)."""
-        cdef cnp.ndarray ax = self._batch(x), aw, at, asw
+    cdef cnp.ndarray _step_args(self, fnn_train_args *a, fnn_csr *c, x, target, work,
+                                sample_weight, double denom, long long steps_done,
+                                long long counter):
+        """Fill a train step's args from a checked batch (x dense, or a CSR tuple
+        (indptr, indices, data) described into c); returns the target array (kept
+        alive by the caller for the call)."""
+        cdef cnp.ndarray ax, aw, at, asw
         memset(a, 0, sizeof(fnn_train_args))
-        a.n = ax.shape[0]
+        if type(x) is tuple:
+            self._csr_batch(c, x)
+            a.n = c.rows
+            a.x_csr = c
+            xs = x
+        else:
+            ax = self._batch(x)
+            a.n = ax.shape[0]
+            a.x = <float *>cnp.PyArray_DATA(ax)
+            xs = (x,)
         at = self._target(target, a.n)
         a.labels = <int64_t *>cnp.PyArray_DATA(at) if self.labels else NULL
         a.target = NULL if self.labels else <float *>cnp.PyArray_DATA(at)
         self._check_counters(steps_done, counter)
-        self._disjoint(ax, "x")
+        for xa in xs:
+            self._disjoint(<cnp.ndarray>xa, "x")
         self._disjoint(at, "target")
         if work is not None:
             aw = _arr(work, "work", True)
             self._disjoint(aw, "work")
-            _no_overlap(work, "work", x, "x")
+            for xa in xs:
+                _no_overlap(work, "work", xa, "x")
             _no_overlap(work, "work", target, "target")
             a.work = <float *>cnp.PyArray_DATA(aw)
             a.work_size = cnp.PyArray_SIZE(aw)
@@ -1504,7 +1615,6 @@ cdef class Model:
         if not isfinite(denom):
             raise ValueError(f"denom must be finite, got {denom}")
         a.denom = denom
-        a.x = <float *>cnp.PyArray_DATA(ax)
         fnn_model_set_counters(self.m, steps_done, counter)
         return at
 
@@ -1515,10 +1625,13 @@ cdef class Model:
         ``steps_done``/``counter``: optimizer steps and training passes made so
         far (the step uses steps_done + 1; dropout keys counter + 1). ``work``:
         a workspace array, or None for the model's own. ``sample_weight`` (n,)
-        float32 and ``denom``: the loss is sum w l / denom (denom <= 0: sum w)."""
+        float32 and ``denom``: the loss is sum w l / denom (denom <= 0: sum w).
+        x may be a CSR batch, a tuple (indptr, indices, data) as ``forward``."""
         cdef fnn_train_args a
         cdef fnn_train_result r
-        at = self._step_args(&a, x, target, work, sample_weight, denom, steps_done, counter)
+        cdef fnn_csr c
+        at = self._step_args(&a, &c, x, target, work, sample_weight, denom, steps_done,
+                             counter)
         cdef fnn_status s
         with nogil:
             s = fnn_model_train_step(self.m, &a, &r)
@@ -1532,7 +1645,9 @@ cdef class Model:
         ``train_step``; needs a loss, not an optimizer."""
         cdef fnn_train_args a
         cdef fnn_train_result r
-        at = self._step_args(&a, x, target, work, sample_weight, denom, steps_done, counter)
+        cdef fnn_csr c
+        at = self._step_args(&a, &c, x, target, work, sample_weight, denom, steps_done,
+                             counter)
         cdef fnn_status s
         with nogil:
             s = fnn_model_compute_gradients(self.m, &a, &r)

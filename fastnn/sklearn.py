@@ -52,9 +52,10 @@ Where the estimators still differ from scikit-learn's:
   input is cast to float32 for training and prediction; ``predict``,
   ``predict_proba`` and ``coefs_``/``intercepts_`` are returned in the dtype
   scikit-learn would use (float64 unless X is float32).
-* Sparse X (CSR/CSC) is densified one mini-batch (or one chunk of rows) at a
-  time -- never the whole matrix -- before the C call; there is no
-  sparse-dense first-layer kernel in C yet.
+* Sparse X (CSR/CSC; CSC is converted to CSR once per call) is never
+  densified: each mini-batch (or chunk of rows) is a CSR row slice that the
+  first layer multiplies sparse-dense in C (csrc/sparse.c), for every solver
+  and for prediction. Results equal the dense path's within float32 rounding.
 * Extensions: ``activation`` also accepts "gelu" and "leaky_relu" (slope
   0.01); ``MLPClassifier(class_weight=...)`` ("balanced" or a dict: the rows'
   weights are multiplied by their class's weight); ``n_threads`` (None: fastnn's
@@ -122,10 +123,14 @@ def _threads(n_threads):
 
 
 def _rows(X, idx):
-    """X[idx] as a C-contiguous float32 array; a sparse X is densified only here,
-    for these rows."""
+    """The batch X[idx] as the C model takes it: a C-contiguous float32 array, or
+    for a CSR X the tuple (indptr, indices, data) of its rows (int64, int64,
+    float32), which the model's first linear layer multiplies sparse-dense in C
+    (csrc/sparse.c): a sparse X is never densified."""
     if sp.issparse(X):
-        return np.ascontiguousarray(X[idx].toarray(), dtype=np.float32)
+        b = X[idx]
+        return (np.asarray(b.indptr, np.int64), np.asarray(b.indices, np.int64),
+                np.asarray(b.data, np.float32))
     return np.ascontiguousarray(X[idx], dtype=np.float32)
 
 
@@ -387,7 +392,7 @@ class _BaseMLP(BaseEstimator):
         """Poisson deviance with an exp output: dl/dz = s (exp(z) - y) / S, fed to the
         fused C step through the squared error (its gradient 2 (z - t) / (n D) equals
         dl/dz for t = z - dl/dz · n D / 2)."""
-        n, d = len(xb), self.n_outputs_
+        n, d = len(yb), self.n_outputs_
         z = np.empty((n, d), np.float32)
         cm.forward(z, xb, np.empty(cm.workspace_size(n, False), np.float32))
         z64 = z.astype(np.float64)

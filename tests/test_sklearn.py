@@ -44,14 +44,17 @@ def one_thread():
 # passes in float64; fastnn trains in float32, where the two fits sum their rows in a
 # different order and drift apart by ~1e-6 relative after 100+ steps. The weights ARE
 # equivalent up to float32 rounding: test_sample_weight_equals_repeated_rows checks it at
-# rtol=1e-4, and MLPRegressor(max_iter=20) passes the check as it is.
+# rtol=1e-4, and MLPRegressor(max_iter=20) passes the dense check as it is. Its sparse
+# check now runs the CSR first layer (csrc/sparse.c), which adds a repeated row's dw
+# terms one by one instead of once with weight 2: 2 of 15 predictions differ by 1.5e-7
+# relative (float32 rounding), just over rtol=1e-7.
 _SW = {"check_sample_weight_equivalence_on_dense_data": "float32 training (see above)",
        "check_sample_weight_equivalence_on_sparse_data": "float32 training (see above)"}
 
 
 def expected_failed_checks(estimator):
     if isinstance(estimator, MLPRegressor) and estimator.max_iter <= 20:
-        return {}
+        return {k: v for k, v in _SW.items() if k.endswith("sparse_data")}
     return _SW
 
 

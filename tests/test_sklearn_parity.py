@@ -225,6 +225,86 @@ def test_sparse_input(fmt):
     assert ours.score(Xs, y) >= theirs.score(Xs, y) - 0.05
 
 
+def _sparse_text_like(rng, n, d, per_row):
+    """A CSR (n, d) with per_row nonzeros per row (positive, bag-of-words like)."""
+    cols = rng.integers(0, d, (n, per_row))
+    data = rng.uniform(0.5, 1.5, (n, per_row))
+    return scipy_sparse.csr_matrix((data.ravel(), cols.ravel(), np.arange(0, n * per_row + 1,
+                                                                         per_row)),
+                                   shape=(n, d))
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "sgd"])
+@pytest.mark.parametrize("name", NAMES)
+def test_sparse_equals_dense_path(name, solver):
+    """Every solver, fit/partial_fit/predict: CSR and CSC input (float32 and
+    float64, unsorted indices with duplicates) give the dense path's results."""
+    rng = np.random.default_rng(0)
+    Xs = _sparse_text_like(rng, 300, 500, 6)        # repeated columns in some rows
+    Xd = Xs.toarray()
+    if name == "MLPClassifier":
+        y = (Xd[:, :250].sum(1) > Xd[:, 250:].sum(1)).astype(int) + (Xd[:, 0] > 0)
+    else:
+        y = Xd[:, :50].sum(1) - Xd[:, 50:100].sum(1)
+    kw = dict(solver=solver, hidden_layer_sizes=(12,), max_iter=15, random_state=0,
+              learning_rate_init=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dense = getattr(fnn, name)(**kw).fit(Xd, y)
+        for X in (Xs, Xs.tocsc(), Xs.astype(np.float32)):
+            sparse = getattr(fnn, name)(**kw).fit(X, y)
+            for a, b in zip(sparse.coefs_ + sparse.intercepts_, dense.coefs_ + dense.intercepts_):
+                np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)
+            assert sparse.n_iter_ == dense.n_iter_
+            np.testing.assert_allclose(sparse.predict(X) if name == "MLPRegressor"
+                                       else sparse.predict_proba(X),
+                                       dense.predict(Xd) if name == "MLPRegressor"
+                                       else dense.predict_proba(Xd), rtol=1e-3, atol=1e-4)
+    if solver == "sgd":
+        a, b = getattr(fnn, name)(**kw), getattr(fnn, name)(**kw)
+        extra = {"classes": np.unique(y)} if name == "MLPClassifier" else {}
+        for _ in range(3):
+            a.partial_fit(Xs, y, **extra)
+            b.partial_fit(Xd, y, **extra)
+        np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=2e-3, atol=2e-4)
+
+
+def test_sparse_input_is_never_densified(monkeypatch):
+    """A 20000 x 200000 CSR at 0.01% density (400 entries per 20 rows...): dense it
+    would take 16 GB in float32. fit, partial_fit and predict run with every
+    toarray/todense disabled, and the Python heap peaks far below one densified
+    batch (200 rows x 200000 float64 = 320 MB)."""
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    n, d = 20000, 200000
+    nnz = n * d // 10000
+    rows = np.sort(rng.integers(0, n, nnz))
+    X = scipy_sparse.csr_matrix((np.ones(nnz), (rows, rng.integers(0, d, nnz))), shape=(n, d))
+    y = rng.integers(0, 2, n)
+
+    def no_densify(*args, **kwargs):
+        raise AssertionError("a sparse matrix was densified")
+
+    for cls in (scipy_sparse.csr_matrix, scipy_sparse.csc_matrix, scipy_sparse.coo_matrix):
+        monkeypatch.setattr(cls, "toarray", no_densify)
+        monkeypatch.setattr(cls, "todense", no_densify)
+    clf = fnn.MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, batch_size=200,
+                            random_state=0)
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+            clf.partial_fit(X[:1000], y[:1000])
+        proba = clf.predict_proba(X[:5000])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert proba.shape == (5000, 2) and np.isfinite(proba).all()
+    assert clf.coefs_[0].shape == (d, 4)
+    assert peak < 120e6, f"Python heap peaked at {peak / 1e6:.0f} MB"
+
+
 # ----------------------------------------------------------- solver rules
 @pytest.mark.parametrize("learning_rate", ["constant", "invscaling", "adaptive"])
 @pytest.mark.parametrize("nesterov", [True, False])

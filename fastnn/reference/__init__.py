@@ -13,6 +13,7 @@ from .activations import (gelu_backward, gelu_forward, leaky_relu_backward,
                           softmax_forward, tanh_backward, tanh_forward)
 from .conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
+from .sparse import csr_dense_backward, csr_dense_forward
 from .finite import all_finite
 from .dropout import dropout_backward, dropout_forward, dropout_key
 from .gemm import sgemm
