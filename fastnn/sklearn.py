@@ -194,7 +194,8 @@ class _Adam:
         b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
         self.t += 1
         m *= b1
-        m += (1 - b1) * grads
+        np.multiply(grads, 1 - b1, out=tmp)   # in place: no (size,) temporaries per step
+        m += tmp
         v *= b2
         np.multiply(grads, grads, out=tmp)
         tmp *= 1 - b2
@@ -385,7 +386,10 @@ class _BaseMLP(BaseEstimator):
             return self._poisson_loss_grad(cm, xb, y[rows], swb, denom, grads)
         loss = cm.compute_gradients(xb, yb, None, 0, 0, sample_weight=swb, denom=denom)
         scale_l, scale_g = self._loss_scales()
-        grads += scale_g * self.model_.flat_grads if scale_g != 1 else self.model_.flat_grads
+        g = self.model_.flat_grads
+        if scale_g != 1:
+            g *= scale_g   # the model's own buffer, overwritten by the next call
+        grads += g
         return loss * scale_l
 
     def _poisson_loss_grad(self, cm, xb, yb, swb, denom, grads):
@@ -406,6 +410,19 @@ class _BaseMLP(BaseEstimator):
         grads += self.model_.flat_grads
         return loss
 
+    def __getstate__(self):
+        state = dict(super().__getstate__())   # may be self.__dict__ itself
+        state.pop("_l2_buf", None)   # scratch, not state: a pickle stays the model's size
+        return state
+
+    def _l2_scratch(self, size):
+        """A float32 scratch vector of ``size`` (kept: a wide first layer would
+        otherwise allocate and page in its whole size at every step)."""
+        buf = getattr(self, "_l2_buf", None)
+        if buf is None or buf.size < size:
+            buf = self._l2_buf = np.empty(size, np.float32)
+        return buf[:size]
+
     def _objective(self, X, y, sw, rows, grads):
         """sklearn's mini-batch objective: data loss + alpha/(2S)·Σ||W||², gradient in
         grads (overwritten). rows: the batch's row indices or a slice."""
@@ -425,9 +442,9 @@ class _BaseMLP(BaseEstimator):
         flat, penalty = self.model_.flat_params, 0.0
         if S > 0:
             for s in self._wslices:
-                w = flat[s]
+                w, g = flat[s], grads[s]
                 penalty += float(np.dot(w, w))
-                grads[s] += (self.alpha / S) * w
+                g += np.multiply(w, self.alpha / S, out=self._l2_scratch(w.size))
             penalty *= 0.5 * self.alpha / S
         return float(loss) + penalty
 

@@ -263,6 +263,7 @@ def test_pickle_round_trip_keeps_training_state():
     X, y = _blobs()
     clf = MLPClassifier((8,), max_iter=5, random_state=0).fit(X, y)
     copy = pickle.loads(pickle.dumps(clf))
+    assert hasattr(clf, "_l2_buf") and not hasattr(copy, "_l2_buf")   # scratch not pickled
     np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
     clf.partial_fit(X, y)
     copy.partial_fit(X, y)
