@@ -8,8 +8,8 @@ fitted attributes, methods, warnings and error messages. What runs in fastnn's
 C core is the expensive part: each mini-batch (or each L-BFGS function
 evaluation) is ONE fused C call for forward, loss and backward
 (``fastnn._core.Model.compute_gradients``, float32, OpenMP, GIL released);
-the solver's update rule is scikit-learn's, applied in NumPy to the flat
-parameter buffer::
+the solver's update rule is scikit-learn's, applied to the flat parameter
+buffer (Adam by the C Adam kernel, SGD with momentum in NumPy)::
 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -96,6 +96,7 @@ except ImportError as e:  # pragma: no cover - exercised without scikit-learn
 
 import numpy as np
 
+from . import _core
 from . import nn as L
 from .nn import registry
 from .threads import get_num_threads, set_num_threads
@@ -188,25 +189,17 @@ class _Adam:
         self.t, self.size = 0, size
         self.m = np.zeros(size, np.float32)
         self.v = np.zeros(size, np.float32)
-        self._tmp = np.zeros(size, np.float32)
 
     def update(self, params, grads):
-        b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
+        b1, b2 = self.beta_1, self.beta_2
         self.t += 1
-        m *= b1
-        np.multiply(grads, 1 - b1, out=tmp)   # in place: no (size,) temporaries per step
-        m += tmp
-        v *= b2
-        np.multiply(grads, grads, out=tmp)
-        tmp *= 1 - b2
-        v += tmp
-        self.learning_rate = (self.learning_rate_init * np.sqrt(1 - b2 ** self.t)
-                              / (1 - b1 ** self.t))
-        np.sqrt(v, out=tmp)
-        tmp += self.epsilon
-        np.divide(m, tmp, out=tmp)
-        tmp *= self.learning_rate
-        params -= tmp
+        bc2 = np.sqrt(1 - b2 ** self.t)
+        self.learning_rate = self.learning_rate_init * bc2 / (1 - b1 ** self.t)
+        # scikit-learn's step p -= lr_t m / (sqrt(v) + eps) is fastnn's C Adam
+        # (p -= lr / (1 - b1^t) m / (sqrt(v) / bc2 + eps')) with eps' = eps / bc2:
+        # one pass over the buffers instead of a dozen NumPy ones
+        _core.adam_update(params, self.m, self.v, grads, self.t, self.learning_rate_init,
+                          b1, b2, self.epsilon / bc2, 0.0, False)
 
     def iteration_ends(self, time_step):
         pass
