@@ -367,25 +367,28 @@ class _BaseMLP(BaseEstimator):
             self._bound_loss = (id(cm), name)
         return cm
 
-    def _loss_grad(self, X, y, sw, rows, denom, grads):
+    def _loss_grad(self, X, y, sw, rows, denom, grads, add=True):
         """Data loss of rows ``rows`` (an index array or slice) with the fastnn C call,
-        its gradient added to ``grads`` (flat, float32), each row's term divided by
-        denom (sklearn's S). Returns the loss term (without the L2 penalty)."""
+        its gradient added to ``grads`` (flat, float32; add=False: written over it),
+        each row's term divided by denom (sklearn's S). Returns the loss term (without the L2 penalty)."""
         cm = self._bind_loss()
         xb = _rows(X, rows)
         yb = self._c_target(y[rows])
         swb = None if sw is None else np.ascontiguousarray(sw[rows], dtype=np.float32)
         if self.out_activation_ == "exp":
-            return self._poisson_loss_grad(cm, xb, y[rows], swb, denom, grads)
+            return self._poisson_loss_grad(cm, xb, y[rows], swb, denom, grads, add)
         loss = cm.compute_gradients(xb, yb, None, 0, 0, sample_weight=swb, denom=denom)
         scale_l, scale_g = self._loss_scales()
         g = self.model_.flat_grads
         if scale_g != 1:
             g *= scale_g   # the model's own buffer, overwritten by the next call
-        grads += g
+        if add:
+            grads += g
+        else:
+            np.copyto(grads, g)
         return loss * scale_l
 
-    def _poisson_loss_grad(self, cm, xb, yb, swb, denom, grads):
+    def _poisson_loss_grad(self, cm, xb, yb, swb, denom, grads, add):
         """Poisson deviance with an exp output: dl/dz = s (exp(z) - y) / S, fed to the
         fused C step through the squared error (its gradient 2 (z - t) / (n D) equals
         dl/dz for t = z - dl/dz · n D / 2)."""
@@ -400,7 +403,10 @@ class _BaseMLP(BaseEstimator):
         dz = s[:, None] * (mu - yb) / denom
         t = (z64 - dz * (n * d) / 2).astype(np.float32)
         cm.compute_gradients(xb, t, None, 0, 0)
-        grads += self.model_.flat_grads
+        if add:
+            grads += self.model_.flat_grads
+        else:
+            np.copyto(grads, self.model_.flat_grads)
         return loss
 
     def __getstate__(self):
@@ -424,14 +430,14 @@ class _BaseMLP(BaseEstimator):
             S = float(n)
         else:
             S = float(np.sum(sw[rows], dtype=np.float64))
-        grads[...] = 0
         denom = S if S > 0 else 1.0
         if isinstance(rows, slice) and rows.stop - rows.start > _CHUNK:
+            grads[...] = 0
             loss = sum(self._loss_grad(X, y, sw, slice(a, min(a + _CHUNK, rows.stop)),
                                        denom, grads)
                        for a in range(rows.start, rows.stop, _CHUNK))
         else:
-            loss = self._loss_grad(X, y, sw, rows, denom, grads)
+            loss = self._loss_grad(X, y, sw, rows, denom, grads, add=False)
         flat, penalty = self.model_.flat_params, 0.0
         if S > 0:
             for s in self._wslices:
