@@ -473,8 +473,11 @@ def main(argv=None):
     works = [w for w in list(GEMMS) + list(STEPS) + list(EPOCHS) if args.only in w]
     step_impls = [i for i in STEP_IMPLS
                   if not i.startswith("jax") or (have_jax() and not args.no_jax)]
-    kernel = fastnn.get_backend("c").sgemm_kernel_name()
-    print(f"fastnn {fastnn.__version__}, GEMM kernel: {kernel}, "
+    core = fastnn.get_backend("c")
+    kernel = core.sgemm_kernel_name()
+    mc, kc, nc = core.sgemm_blocking()
+    print(f"fastnn {fastnn.__version__}, GEMM kernel: {kernel} (blocks mc {mc}, kc {kc}, "
+          f"nc {nc}), "
           f"numpy {np.__version__}" + (", torch " + __import__("torch").__version__
                                         if "torch" in impls else ""))
     print(f"machine: {os.cpu_count()} logical CPUs; median of {reps} blocks per subprocess, "

@@ -10,12 +10,28 @@
  * for an ISA the CPU lacks, or for an unknown name, gives the best one
  * available instead -- never a crash.
  *
- * Thread safety: the choice is a pure function of the CPU and environment,
- * so racing first calls compute the same pointer; it is published with an
+ * The cache blocks (fnn__sgemm_blocks) are the kernel's kc, mc and nc --
+ * tuned on cores with a 1-2 MiB L2, where mc from 96 to 480 measured alike
+ * -- lowered where this CPU's caches are smaller: mc so that the packed A
+ * block (mc x kc floats) takes at most half the L2, nc so that the packed B
+ * block (kc x nc) takes at most half the L3, from the sizes the OS reports
+ * (sysconf, else Linux sysfs; unknown: the kernel's own blocks).
+ * FASTNN_GEMM_BLOCKS=mc,kc,nc replaces them (rounded to the kernel's tile),
+ * for tuning and for the tests that run every blocking loop on small shapes.
+ *
+ * Thread safety: the choices are pure functions of the CPU and environment,
+ * so racing first calls compute the same values; each is published with an
  * atomic store (GCC/Clang builtins) and read with an atomic load.
  */
+#if !defined(_GNU_SOURCE) && defined(__linux__)
+#define _GNU_SOURCE 1   /* sysconf's _SC_LEVEL2_CACHE_SIZE (glibc) */
+#endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#endif
 #include "gemm_internal.h"
 
 static const fnn__sgemm_kernel *fnn_sgemm_chosen = NULL;
@@ -60,4 +76,74 @@ const fnn__sgemm_kernel *fnn__sgemm_kernel_get(void) {
     if (!fnn_sgemm_chosen) fnn_sgemm_chosen = choose_kernel();
     return fnn_sgemm_chosen;
 #endif
+}
+
+/* ------------------------------------------------------------ cache blocks */
+
+/* Bytes of the level-`level` (2 or 3) data cache of CPU 0; 0 if unknown. */
+static int64_t cache_bytes(int level) {
+#if defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+    long v = sysconf(level == 2 ? _SC_LEVEL2_CACHE_SIZE : _SC_LEVEL3_CACHE_SIZE);
+    if (v > 0) return (int64_t)v;
+#endif
+#ifdef __linux__
+    char path[64];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", level);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        long long n = 0;
+        char unit = 0;
+        int got = fscanf(f, "%lld%c", &n, &unit);
+        fclose(f);
+        if (got >= 1 && n > 0)
+            return (int64_t)n * (unit == 'K' ? 1024 : unit == 'M' ? 1024 * 1024 : 1);
+    }
+#endif
+    (void)level;
+    return 0;
+}
+
+static int64_t round_down_min(int64_t x, int64_t m) { return x < m ? m : x / m * m; }
+
+fnn__gemm_blocks fnn__sgemm_blocks_for(const fnn__sgemm_kernel *k, const char *env,
+                                       int64_t l2, int64_t l3) {
+    fnn__gemm_blocks b = {k->mc, k->kc, k->nc};
+    long long mc, kc, nc;
+    if (env && sscanf(env, "%lld,%lld,%lld", &mc, &kc, &nc) == 3 && mc > 0 && kc > 0 &&
+        nc > 0 && mc <= (1 << 20) && kc <= (1 << 20) && nc <= (1 << 20)) {
+        b.mc = round_down_min(mc, k->mr);
+        b.kc = kc;
+        b.nc = round_down_min(nc, k->nr);
+        return b;
+    }
+    const int64_t panel = b.kc * (int64_t)sizeof(float);   /* bytes per row of a block */
+    if (l2 > 0 && b.mc * panel > l2 / 2) b.mc = round_down_min(l2 / 2 / panel, k->mr);
+    if (l3 > 0 && b.nc * panel > l3 / 2) b.nc = round_down_min(l3 / 2 / panel, k->nr);
+    return b;
+}
+
+/* mc, kc, nc (each < 2^21) packed in one word, so one atomic publishes all. */
+static int64_t fnn_blocks_word = 0;
+
+fnn__gemm_blocks fnn__sgemm_blocks(void) {
+    int64_t w;
+#if defined(__GNUC__) || defined(__clang__)
+    w = __atomic_load_n(&fnn_blocks_word, __ATOMIC_ACQUIRE);
+#else
+    w = fnn_blocks_word;
+#endif
+    if (FNN_UNLIKELY(w == 0)) {
+        fnn__gemm_blocks b = fnn__sgemm_blocks_for(fnn__sgemm_kernel_get(),
+                                                   getenv("FASTNN_GEMM_BLOCKS"),
+                                                   cache_bytes(2), cache_bytes(3));
+        w = b.mc | (b.kc << 21) | (b.nc << 42);
+#if defined(__GNUC__) || defined(__clang__)
+        __atomic_store_n(&fnn_blocks_word, w, __ATOMIC_RELEASE);
+#else
+        fnn_blocks_word = w;
+#endif
+    }
+    const int64_t mask = ((int64_t)1 << 21) - 1;
+    fnn__gemm_blocks b = {w & mask, (w >> 21) & mask, (w >> 42) & mask};
+    return b;
 }

@@ -99,6 +99,10 @@ FNN_API fnn_status fnn_sgemm(int transA, int transB, int64_t M, int64_t N, int64
 FNN_API int64_t fnn_alloc_count(void);
 /* Name of the micro-kernel in use, e.g. "generic". */
 FNN_API const char *fnn_sgemm_kernel_name(void);
+/* The cache blocks fnn_sgemm uses in this process (any pointer may be NULL):
+   the kernel's, lowered to fit the L2 (mc) and L3 (nc) the OS reports, or
+   FASTNN_GEMM_BLOCKS=mc,kc,nc (read at the first call). */
+FNN_API void fnn_sgemm_blocking(int64_t *mc, int64_t *kc, int64_t *nc);
 
 /* ------------------------------------------------------------------ dense */
 /* y (N, OUT) = x (N, IN) . w (IN, OUT) + b (OUT). b may be NULL (no bias). */

@@ -432,13 +432,14 @@ fnn_status fnn__sgemm_epi(int transA, int transB, int64_t M, int64_t N, int64_t 
     float *buf = NULL;
     int owned = 0;
     g.buf_a = g.buf_b = 0;
-    g.kc = imin(g.kr->kc, K);
+    const fnn__gemm_blocks blk = fnn__sgemm_blocks();
+    g.kc = imin(blk.kc, K);
     if (!g.direct) {
         int64_t slab = (units + nt - 1) / nt;
         int64_t mmax = split_n ? M : imin(M, slab * MR);
         int64_t nmax = split_n ? imin(N, slab * NR) : N;
-        g.mc = imin(g.kr->mc, round_up(mmax, MR));
-        g.nc = imin(g.kr->nc, round_up(nmax, NR));
+        g.mc = imin(blk.mc, round_up(mmax, MR));
+        g.nc = imin(blk.nc, round_up(nmax, NR));
         g.buf_a = g.a_in_place ? 0 : round_up(g.mc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
         g.buf_b = round_up(g.nc * g.kc, GEMM_ALIGN / (int64_t)sizeof(float));
         int64_t total = (g.buf_a + g.buf_b) * nt;
@@ -469,3 +470,10 @@ fnn_status fnn__sgemm_epi(int transA, int transB, int64_t M, int64_t N, int64_t 
 }
 
 const char *fnn_sgemm_kernel_name(void) { return fnn__sgemm_kernel_get()->name; }
+
+void fnn_sgemm_blocking(int64_t *mc, int64_t *kc, int64_t *nc) {
+    const fnn__gemm_blocks b = fnn__sgemm_blocks();
+    if (mc) *mc = b.mc;
+    if (kc) *kc = b.kc;
+    if (nc) *nc = b.nc;
+}

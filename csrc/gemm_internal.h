@@ -68,4 +68,14 @@ extern const fnn__sgemm_kernel fnn__sgemm_kernel_avx512;  /* gemm_kernel_avx512.
    from the CPU's features and FASTNN_ISA=generic|avx2|avx512. */
 const fnn__sgemm_kernel *fnn__sgemm_kernel_get(void);
 
+/* The cache blocks fnn_sgemm uses on this CPU (cpu.c): the chosen kernel's,
+   lowered to fit the detected L2 (mc) and L3 (nc), or FASTNN_GEMM_BLOCKS=
+   mc,kc,nc. Computed once per process. */
+typedef struct fnn__gemm_blocks { int64_t mc, kc, nc; } fnn__gemm_blocks;
+fnn__gemm_blocks fnn__sgemm_blocks(void);
+/* The rule itself, for kernel k, an override string env (NULL: none) and
+   cache sizes in bytes (0: unknown). */
+fnn__gemm_blocks fnn__sgemm_blocks_for(const fnn__sgemm_kernel *k, const char *env,
+                                       int64_t l2, int64_t l3);
+
 #endif /* FNN_GEMM_INTERNAL_H */

@@ -24,6 +24,7 @@ cdef extern from "fastnn.h" nogil:
                          const float *B, int64_t ldb,
                          float beta, float *C, int64_t ldc)
     const char *fnn_sgemm_kernel_name()
+    void fnn_sgemm_blocking(int64_t *mc, int64_t *kc, int64_t *nc)
     int64_t fnn_alloc_count()
     int fnn_all_finite(const float *x, int64_t n)
     fnn_status fnn_dense_forward(float *y, const float *x, const float *w,

@@ -143,6 +143,13 @@ def sgemm_kernel_name():
     return fnn_sgemm_kernel_name().decode()
 
 
+def sgemm_blocking():
+    """(mc, kc, nc): the GEMM cache blocks of this process (see csrc/cpu.c)."""
+    cdef int64_t mc = 0, kc = 0, nc = 0
+    fnn_sgemm_blocking(&mc, &kc, &nc)
+    return (mc, kc, nc)
+
+
 def alloc_count():
     """Heap allocations the C core has made so far (flat once a step is warm)."""
     return fnn_alloc_count()

@@ -354,12 +354,27 @@ def test_kernel_name_follows_env():
         assert name
 
 
+def test_blocking_follows_env():
+    """FASTNN_GEMM_BLOCKS=mc,kc,nc sets the cache blocks (mc, nc rounded down to
+    the kernel's tile, at least one); without it they are positive."""
+    mc, kc, nc = _core.sgemm_blocking()
+    assert mc > 0 and kc > 0 and nc > 0
+    if os.environ.get("FASTNN_GEMM_BLOCKS") == "1,16,1":
+        assert kc == 16 and mc <= 12 and nc <= 32, (mc, kc, nc)
+
+
 @pytest.mark.skipif(IN_SUBPROCESS, reason="already inside a per-ISA run")
-@pytest.mark.parametrize("isa", ["generic", "avx2", "avx512", "bogus"])
-def test_every_isa(isa):
+@pytest.mark.parametrize("isa,blocks", [("generic", None), ("avx2", None), ("avx512", None),
+                                        ("bogus", None), ("generic", "1,16,1"),
+                                        ("avx512", "1,16,1")])
+def test_every_isa(isa, blocks):
     """Run this module under FASTNN_ISA=isa in a fresh process (the kernel is
-    chosen once per process). 'bogus' must fall back to the best kernel."""
+    chosen once per process). 'bogus' must fall back to the best kernel. With
+    blocks, the cache blocks are one tile and 16 k-steps (FASTNN_GEMM_BLOCKS):
+    every blocking loop of the packed path runs many times on small shapes."""
     env = dict(os.environ, FASTNN_ISA=isa, FASTNN_GEMM_ISA_RUN="1")
+    if blocks:
+        env["FASTNN_GEMM_BLOCKS"] = blocks
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                         os.path.abspath(__file__)], env=env, cwd=root,

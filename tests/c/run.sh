@@ -11,4 +11,8 @@ $cc -O2 -std=c99 -fopenmp ${CFLAGS:-} -Icsrc tests/c/test_core.c \
 for isa in generic avx2 avx512; do
     echo "== FASTNN_ISA=$isa"
     FASTNN_ISA=$isa "$out"
+    # the same checks with tiny cache blocks: every blocking loop (K over kc,
+    # M over mc, N over nc) runs many times on these small shapes
+    echo "== FASTNN_ISA=$isa FASTNN_GEMM_BLOCKS=1,16,1 (rounded up to one tile)"
+    FASTNN_ISA=$isa FASTNN_GEMM_BLOCKS=1,16,1 "$out"
 done

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fastnn.h"
+#include "gemm_internal.h"   /* the cache-block rule (cpu.c) */
 
 static int failures = 0;
 static unsigned long long rng_state = 88172645463325252ULL;
@@ -92,6 +93,32 @@ static int check(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, f
     return bad;
 }
 
+/* The cache-block rule of cpu.c: the kernel's blocks unless the caches are
+   smaller; the override string; bad override strings ignored. */
+static int check_blocks(void) {
+    const fnn__sgemm_kernel *k = &fnn__sgemm_kernel_generic;
+    int bad = 0;
+    fnn__gemm_blocks b = fnn__sgemm_blocks_for(k, NULL, 0, 0);   /* unknown caches */
+    bad |= b.mc != k->mc || b.kc != k->kc || b.nc != k->nc;
+    b = fnn__sgemm_blocks_for(k, NULL, (int64_t)1 << 40, (int64_t)1 << 40);  /* huge */
+    bad |= b.mc != k->mc || b.kc != k->kc || b.nc != k->nc;
+    b = fnn__sgemm_blocks_for(k, NULL, 64 * 1024, 1024 * 1024);   /* a small L2 and L3 */
+    bad |= b.kc != k->kc || b.mc % k->mr != 0 || b.mc < k->mr || b.nc % k->nr != 0;
+    bad |= b.mc > k->mr && b.mc * b.kc * 4 > 32 * 1024;            /* A block <= L2 / 2 */
+    bad |= b.nc > k->nr && b.nc * b.kc * 4 > 512 * 1024;           /* B block <= L3 / 2 */
+    b = fnn__sgemm_blocks_for(k, "100,77,1000", 0, 0);
+    bad |= b.mc != 100 / k->mr * k->mr || b.kc != 77 || b.nc != 1000 / k->nr * k->nr;
+    b = fnn__sgemm_blocks_for(k, "1,1,1", 0, 0);                   /* at least one tile */
+    bad |= b.mc != k->mr || b.kc != 1 || b.nc != k->nr;
+    static const char *junk[] = {"", "12", "12,16", "0,16,32", "-1,2,3", "a,b,c", "9,9,99999999"};
+    for (int i = 0; i < 7; i++) {
+        b = fnn__sgemm_blocks_for(k, junk[i], 0, 0);
+        bad |= b.mc != k->mc || b.kc != k->kc || b.nc != k->nc;
+    }
+    if (bad) printf("FAIL cache-block rule (fnn__sgemm_blocks_for)\n");
+    return bad;
+}
+
 int main(void) {
     static const int64_t sizes[] = {1, 2, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 65, 200};
     const int ns = (int)(sizeof sizes / sizeof sizes[0]);
@@ -150,6 +177,11 @@ int main(void) {
     if (fnn_sgemm(0, 0, -1, 1, 1, 1.0f, &x, 1, &x, 1, 0.0f, &x, 1) != FNN_ERR_SIZE) failures++;
     if (fnn_sgemm(0, 0, 2, 2, 2, 1.0f, &x, 1, &x, 2, 0.0f, &x, 2) != FNN_ERR_SIZE) failures++;
     if (fnn_sgemm(0, 0, 0, 5, 5, 1.0f, NULL, 5, NULL, 5, 0.0f, NULL, 5) != FNN_OK) failures++;
+    failures += check_blocks();
+    cases += 1;
+    int64_t mc, kc, nc;
+    fnn_sgemm_blocking(&mc, &kc, &nc);
+    printf("blocks mc %lld kc %lld nc %lld\n", (long long)mc, (long long)kc, (long long)nc);
     printf("%d cases, %d failures\n", cases, failures);
     return failures ? 1 : 0;
 }
