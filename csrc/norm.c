@@ -12,7 +12,8 @@
  *     error, as torch's "Expected more than 1 value per channel when training".
  *   evaluation: the running statistics normalize.
  *   y = (x - mean) / sqrt(var + eps) * weight + bias (weight, bias NULL: 1, 0).
- * Statistics are accumulated in double, shifted by the channel's first
+ * Statistics are accumulated in double (for S > 1 in 8 interleaved partial
+ * sums per channel, added in a fixed order), shifted by the channel's first
  * value (K = x[0, c, 0]) against cancellation: s1 = sum (x - K),
  * s2 = sum (x - K)^2, mean = K + s1 / M, var = (s2 - s1^2 / M) / M.
  *
@@ -51,6 +52,13 @@ typedef struct bn_args {
     float eps;
 } bn_args;
 
+#define LANES 8   /* partial sums per channel (bn_sums) */
+
+/* l[0] + ... + l[LANES - 1] as a pairwise tree, in one fixed order. */
+static FNN_ALWAYS_INLINE double lane_sum(const double *l) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
 /* s1, s2 (and sdy, sdyd = sum dy (x - K) when dy) of channels c0..c0+nc. */
 static FNN_ALWAYS_INLINE void bn_sums(const bn_args *a, const float *dy, int64_t c0, int nc,
                                       double *k, double *s1, double *s2, double *sdy,
@@ -81,25 +89,43 @@ static FNN_ALWAYS_INLINE void bn_sums(const bn_args *a, const float *dy, int64_t
         }
         return;
     }
+    /* S > 1: each channel's N rows of S contiguous values in LANES interleaved
+       partial sums (value i of a row goes to lane i % LANES), added up in a
+       fixed order at the end: independent add chains instead of one, and the
+       same bits for any thread count (a channel is summed by one thread). */
     for (int j = 0; j < nc; j++) {
-        double a1 = 0.0, a2 = 0.0, a3 = 0.0, a4 = 0.0, kj = k[j];
+        double l1[LANES] = {0}, l2[LANES] = {0}, l3[LANES] = {0}, l4[LANES] = {0};
+        const double kj = k[j];
+        const int64_t S0 = S / LANES * LANES;
         for (int64_t n = 0; n < N; n++) {
             const float *xr = x + (n * C + c0 + j) * S;
-            if (a->batch)
-                for (int64_t s = 0; s < S; s++) {
+            const float *dr = dy ? dy + (n * C + c0 + j) * S : NULL;
+            if (a->batch) {
+                for (int64_t s = 0; s < S0; s += LANES)
+                    for (int u = 0; u < LANES; u++) {
+                        double d = (double)xr[s + u] - kj;
+                        l1[u] += d;
+                        l2[u] += d * d;
+                    }
+                for (int64_t s = S0; s < S; s++) {
                     double d = (double)xr[s] - kj;
-                    a1 += d;
-                    a2 += d * d;
+                    l1[s - S0] += d;
+                    l2[s - S0] += d * d;
                 }
-            if (dy) {
-                const float *dr = dy + (n * C + c0 + j) * S;
-                for (int64_t s = 0; s < S; s++) {
-                    a3 += (double)dr[s];
-                    a4 += (double)dr[s] * ((double)xr[s] - kj);
+            }
+            if (dr) {
+                for (int64_t s = 0; s < S0; s += LANES)
+                    for (int u = 0; u < LANES; u++) {
+                        l3[u] += (double)dr[s + u];
+                        l4[u] += (double)dr[s + u] * ((double)xr[s + u] - kj);
+                    }
+                for (int64_t s = S0; s < S; s++) {
+                    l3[s - S0] += (double)dr[s];
+                    l4[s - S0] += (double)dr[s] * ((double)xr[s] - kj);
                 }
             }
         }
-        s1[j] = a1; s2[j] = a2; sdy[j] = a3; sdyd[j] = a4;
+        s1[j] = lane_sum(l1); s2[j] = lane_sum(l2); sdy[j] = lane_sum(l3); sdyd[j] = lane_sum(l4);
     }
 }
 
@@ -118,7 +144,7 @@ static FNN_ALWAYS_INLINE void bn_moments(const bn_args *a, int64_t c, double k, 
     *inv = 1.0 / sqrt(*var + (double)a->eps);
 }
 
-static void bn_forward_range(const bn_args *a, int64_t lo, int64_t hi) {
+static FNN_SIMD_CLONES void bn_forward_range(const bn_args *a, int64_t lo, int64_t hi) {
     const int64_t N = a->N, C = a->C, S = a->S;
     double k[CH], s1[CH], s2[CH], t1[CH], t2[CH];
     float sc[CH], sh[CH];
@@ -157,7 +183,7 @@ static void bn_forward_range(const bn_args *a, int64_t lo, int64_t hi) {
     }
 }
 
-static void bn_backward_range(const bn_args *a, int64_t lo, int64_t hi) {
+static FNN_SIMD_CLONES void bn_backward_range(const bn_args *a, int64_t lo, int64_t hi) {
     const int64_t N = a->N, C = a->C, S = a->S;
     const double M = (double)(N * S);
     double k[CH], s1[CH], s2[CH], sdy[CH], sdyd[CH];
