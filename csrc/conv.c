@@ -138,28 +138,50 @@ T512 static inline __mmask16 lane_mask(int64_t j0, int64_t lo, int64_t hi) {
     return (__mmask16)((((uint32_t)1 << b) - 1) & ~(((uint32_t)1 << a) - 1));
 }
 
+/* The lane masks of a call, which depend only on the column offset v and the
+   16-column chunk q (not on c, u, i), computed once: per element the masks
+   cost more than the copy (perf: the mask arithmetic was most of im2col_512).
+   Rows up to MASK_Q chunks wide, kernels up to MASK_V wide (use_512). */
+#define MASK_V 16
+#define MASK_Q 32
+typedef struct {
+    __mmask16 in[MASK_V][MASK_Q];   /* im2col: chunk q of output row, lanes with 0 <= j + off_v < W */
+    __mmask16 out[MASK_Q];          /* lanes of chunk q inside the output row (j < OW) */
+} im2col_masks;
+
+T512 static void im2col_masks_of(im2col_masks *mk, const fnn_conv_geom *g) {
+    const int64_t W = g->W, OW = g->OW, nq = (OW + 15) / 16;
+    for (int64_t q = 0; q < nq; q++) mk->out[q] = lane_mask(16 * q, 0, OW);
+    for (int64_t v = 0; v < g->KW; v++) {
+        const int64_t w0 = v * g->dw - g->pl;
+        for (int64_t q = 0; q < nq; q++) mk->in[v][q] = lane_mask(16 * q, -w0, W - w0);
+    }
+}
+
 T512 static void im2col_512(float *col, const float *x, const fnn_conv_geom *g, int64_t C) {
-    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, nq = (OW + 15) / 16;
     const __m512 z = _mm512_setzero_ps();
+    im2col_masks mk;
+    im2col_masks_of(&mk, g);
     for (int64_t c = 0; c < C; c++)
         for (int64_t u = 0; u < g->KH; u++)
             for (int64_t v = 0; v < g->KW; v++) {
                 float *dst = col + ((c * g->KH + u) * g->KW + v) * OH * OW;
                 const float *xc = x + c * H * W;
                 const int64_t w0 = v * g->dw - g->pl;
-                const int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;  /* 0 <= j + w0 < W */
+                const __mmask16 *mi = mk.in[v];
                 for (int64_t i = 0; i < OH; i++) {
                     const int64_t h = i * g->sh - g->pt + u * g->dh;
                     float *d = dst + i * OW;
                     if (h < 0 || h >= H) {
-                        for (int64_t j0 = 0; j0 < OW; j0 += 16)
-                            _mm512_mask_storeu_ps(d + j0, lane_mask(j0, 0, OW), z);
+                        for (int64_t q = 0; q < nq; q++)
+                            _mm512_mask_storeu_ps(d + 16 * q, mk.out[q], z);
                         continue;
                     }
                     const float *xs = xc + h * W + w0;
-                    for (int64_t j0 = 0; j0 < OW; j0 += 16) {
-                        __m512 t = _mm512_maskz_loadu_ps(lane_mask(j0, ja, jb), xs + j0);
-                        _mm512_mask_storeu_ps(d + j0, lane_mask(j0, 0, OW), t);
+                    for (int64_t q = 0; q < nq; q++) {
+                        __m512 t = _mm512_maskz_loadu_ps(mi[q], xs + 16 * q);
+                        _mm512_mask_storeu_ps(d + 16 * q, mk.out[q], t);
                     }
                 }
             }
@@ -169,9 +191,19 @@ T512 static void im2col_512(float *col, const float *x, const fnn_conv_geom *g, 
    comes from one output row i, so every dx element still gets its adds in
    the order (u, v, i) of col2im -- but a dx row is loaded and stored once per
    (c, u, i), in registers across v (KW overlapping masked stores to the same
-   row measured slower than the plain loop: store forwarding fails). */
+   row measured slower than the plain loop: store forwarding fails). The masks
+   depend only on (v, 16-column chunk of the dx row): computed once per call. */
 T512 static void col2im_512(float *dx, const float *col, const fnn_conv_geom *g, int64_t C) {
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, KW = g->KW;
+    const int64_t nq = (W + 15) / 16;
+    __mmask16 mw[MASK_Q], m[MASK_Q][MASK_V];   /* m[q][v]: dr[16q + l] += s[16q + l - off_v] */
+    for (int64_t q = 0; q < nq; q++) {
+        mw[q] = lane_mask(16 * q, 0, W);
+        for (int64_t v = 0; v < KW; v++) {
+            const int64_t off = v * g->dw - g->pl;
+            m[q][v] = mw[q] & lane_mask(16 * q, off, off + OW);
+        }
+    }
     for (int64_t c = 0; c < C; c++)
         for (int64_t u = 0; u < g->KH; u++) {
             const float *src = col + (c * g->KH + u) * KW * OH * OW;
@@ -180,19 +212,19 @@ T512 static void col2im_512(float *dx, const float *col, const fnn_conv_geom *g,
                 const int64_t h = i * g->sh - g->pt + u * g->dh;
                 if (h < 0 || h >= H) continue;
                 float *dr = dc + h * W;
-                for (int64_t w0 = 0; w0 < W; w0 += 16) {
-                    const __mmask16 mw = lane_mask(w0, 0, W);
-                    __m512 acc = _mm512_maskz_loadu_ps(mw, dr + w0);
+                for (int64_t q = 0; q < nq; q++) {
+                    const int64_t w0 = 16 * q;
+                    __m512 acc = _mm512_maskz_loadu_ps(mw[q], dr + w0);
                     for (int64_t v = 0; v < KW; v++) {
                         /* dr[j + off] += s[j] for j in [0, OW), 0 <= j + off < W */
+                        const __mmask16 mv = m[q][v];
+                        if (!mv) continue;
                         const int64_t off = v * g->dw - g->pl;
                         const float *s = src + v * OH * OW + i * OW;
-                        const __mmask16 m = mw & lane_mask(w0, off, off + OW);
-                        if (!m) continue;
-                        __m512 t = _mm512_maskz_loadu_ps(m, s + (w0 - off));
-                        acc = _mm512_mask_add_ps(acc, m, acc, t);
+                        __m512 t = _mm512_maskz_loadu_ps(mv, s + (w0 - off));
+                        acc = _mm512_mask_add_ps(acc, mv, acc, t);
                     }
-                    _mm512_mask_storeu_ps(dr + w0, mw, acc);
+                    _mm512_mask_storeu_ps(dr + w0, mw[q], acc);
                 }
             }
         }
@@ -331,7 +363,8 @@ static void dw_dot_unit(float *dw, const float *dy, const float *x, const float 
 }
 
 static int use_512(const fnn_conv_geom *g) {
-    return g->sw == 1 && fnn__sgemm_kernel_get() == &fnn__sgemm_kernel_avx512;
+    return g->sw == 1 && g->KW <= MASK_V && g->OW <= 16 * MASK_Q && g->W <= 16 * MASK_Q &&
+           fnn__sgemm_kernel_get() == &fnn__sgemm_kernel_avx512;
 }
 
 static int use_dw_dot(const fnn_conv_geom *g) {

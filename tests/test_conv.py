@@ -69,7 +69,11 @@ DOT = [
 ]
 CONFIGS = _configs(0, 60) + HAND + DOT
 CONFIGS1 = _configs(1, 25, nd=1) + [(2, 4, (13,), 6, (3,), (2,), ((1, 1),), (2,), 2, True),
-                                    (1, 2, (9,), 3, (4,), (1,), ((1, 2),), (1,), 1, False)]
+                                    (1, 2, (9,), 3, (4,), (1,), ((1, 2),), (1,), 1, False),
+                                    # past the AVX-512 im2col's mask tables (csrc/conv.c
+                                    # use_512): rows > 512 and kernels > 16 wide
+                                    (2, 2, (600,), 3, (3,), (1,), ((1, 1),), (1,), 1, True),
+                                    (1, 1, (40,), 2, (17,), (1,), ((8, 8),), (1,), 1, True)]
 
 
 def _shape_of(x, w, s, pads, d):
