@@ -53,9 +53,11 @@ HAND = [
     (1, 12, (7, 9), 6, (4, 2), (1, 1), ((1, 2), (0, 1)), (1, 1), 3, True),     # asym 'same'
     (2, 9, (11, 4), 9, (3, 1), (2, 3), ((0, 0), (1, 1)), (3, 1), 1, False),
 ]
-# dW by batch-wide dot products (csrc/conv.c dw_dot, AVX-512): <= 16 output channels
-# per group and >= 256 output pixels; the tiles of 1..8 channels x 3 or 4 patch rows,
-# pixel tails, groups, pointwise, strides; then shapes that must take the GEMM way
+# csrc/conv.c on AVX-512 with <= 16 output channels per group and >= 256 output pixels:
+# the direct forward and dW (fwd_direct, dw_direct: <= 64 patch elements per group,
+# stride-1 columns), else dW by dot products over the patches (dw_dot: pointwise, column
+# stride 2, 72 patch elements); the tiles of 1..8 channels x 3 or 4 patch rows, pixel
+# tails, padding rows, groups, dilation, row strides; then shapes for the GEMM way
 DOT = [
     (2, 1, (17, 19), 7, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # P 323, 7 ch
     (2, 4, (24, 18), 12, (3, 2), (1, 1), ((0, 0), (1, 1)), (2, 1), 2, False),  # groups, 6 ch
@@ -64,6 +66,7 @@ DOT = [
     (1, 4, (16, 16), 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 4, True),    # depthwise
     (1, 2, (20, 40), 3, (3, 3), (1, 2), ((1, 1), (1, 1)), (1, 1), 1, True),    # stride 2 cols
     (3, 1, (16, 16), 11, (2, 2), (1, 1), ((0, 1), (0, 1)), (1, 1), 1, True),   # P 256, 6+5
+    (1, 8, (16, 16), 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # K 72: dw_dot
     (1, 1, (16, 16), 17, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),   # 17 ch: GEMM
     (2, 3, (15, 17), 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # P 255: GEMM
 ]
