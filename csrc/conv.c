@@ -17,14 +17,21 @@
  * backward: dW_g += dy_g . col^T with the forward's col, still in scratch
  * (the model keeps a node's scratch from forward to backward, as for
  * layer_norm), then dcol = W_g^T . dy_g over it and col2im. 1x1
- * kernels with stride 1 and no padding use x itself. A direct loop (w times
- * shifted input rows, vectors along the output row, no scratch) was measured
- * 3-8x slower than this on LeNet's 1->6 and 6->16 5x5 at batch 64 (without
- * FMA: -ffp-contract=off), so there is none.
+ * kernels with stride 1 and no padding use x itself.
+ * On AVX-512, with <= 16 output channels per group and >= 256 output pixels:
+ * dW by dot products over the whole batch (dw_dot) instead of per-sample
+ * GEMMs, and with <= 64 patch elements and stride-1 columns as well a direct
+ * forward and dW that read x in place, vectors along the output row, FMA
+ * intrinsics (fwd_direct, dw_direct: LeNet's conv1; no im2col). An earlier
+ * plain-C direct loop (no FMA: -ffp-contract=off) measured 3-8x slower than
+ * im2col + GEMM on LeNet's 1->6 and 6->16 5x5 at batch 64; the intrinsics
+ * version is ~2x faster on 1->6 and is not used for 6->16 (P = 100).
+ * dx always takes the GEMM + col2im way.
  * Forward and dx split the samples over threads (each sample written by one
- * thread); dW splits its columns into fixed blocks (dw_block) and every
- * block adds the samples in order 0..N-1 (one GEMM per sample and group,
- * beta 1); db sums in a fixed order: the bits do not depend on threads.
+ * thread); dW splits its columns into fixed blocks (dw_block; dw_dot and
+ * dw_direct: fixed tiles) and every block adds the samples in order 0..N-1
+ * (one GEMM per sample and group, beta 1; or one register tile); db sums
+ * in a fixed order: the bits do not depend on threads.
  */
 #include <string.h>
 #include "fnn_internal.h"
@@ -34,6 +41,16 @@
 #ifdef FNN_GEMM_X86
 #include <immintrin.h>
 #endif
+
+static int pointwise(const fnn_conv_geom *g) {
+    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 &&
+           g->pb == 0 && g->pl == 0 && g->pr == 0;
+}
+
+int64_t fnn__conv_scratch(const fnn_conv_geom *g) {
+    if (pointwise(g)) return 0;
+    return g->C * g->KH * g->KW * g->OH * g->OW;
+}
 
 /* ------------------------------------------------------------- im2col */
 
@@ -126,28 +143,50 @@ T512 static inline __mmask16 lane_mask(int64_t j0, int64_t lo, int64_t hi) {
     return (__mmask16)((((uint32_t)1 << b) - 1) & ~(((uint32_t)1 << a) - 1));
 }
 
+/* The lane masks of a call, which depend only on the column offset v and the
+   16-column chunk q (not on c, u, i), computed once: per element the masks
+   cost more than the copy (perf: the mask arithmetic was most of im2col_512).
+   Rows up to MASK_Q chunks wide, kernels up to MASK_V wide (use_512). */
+#define MASK_V 16
+#define MASK_Q 32
+typedef struct {
+    __mmask16 in[MASK_V][MASK_Q];   /* im2col: chunk q of output row, lanes with 0 <= j + off_v < W */
+    __mmask16 out[MASK_Q];          /* lanes of chunk q inside the output row (j < OW) */
+} im2col_masks;
+
+T512 static void im2col_masks_of(im2col_masks *mk, const fnn_conv_geom *g) {
+    const int64_t W = g->W, OW = g->OW, nq = (OW + 15) / 16;
+    for (int64_t q = 0; q < nq; q++) mk->out[q] = lane_mask(16 * q, 0, OW);
+    for (int64_t v = 0; v < g->KW; v++) {
+        const int64_t w0 = v * g->dw - g->pl;
+        for (int64_t q = 0; q < nq; q++) mk->in[v][q] = lane_mask(16 * q, -w0, W - w0);
+    }
+}
+
 T512 static void im2col_512(float *col, const float *x, const fnn_conv_geom *g, int64_t C) {
-    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, nq = (OW + 15) / 16;
     const __m512 z = _mm512_setzero_ps();
+    im2col_masks mk;
+    im2col_masks_of(&mk, g);
     for (int64_t c = 0; c < C; c++)
         for (int64_t u = 0; u < g->KH; u++)
             for (int64_t v = 0; v < g->KW; v++) {
                 float *dst = col + ((c * g->KH + u) * g->KW + v) * OH * OW;
                 const float *xc = x + c * H * W;
                 const int64_t w0 = v * g->dw - g->pl;
-                const int64_t ja = w0 < 0 ? -w0 : 0, jb = W - w0;  /* 0 <= j + w0 < W */
+                const __mmask16 *mi = mk.in[v];
                 for (int64_t i = 0; i < OH; i++) {
                     const int64_t h = i * g->sh - g->pt + u * g->dh;
                     float *d = dst + i * OW;
                     if (h < 0 || h >= H) {
-                        for (int64_t j0 = 0; j0 < OW; j0 += 16)
-                            _mm512_mask_storeu_ps(d + j0, lane_mask(j0, 0, OW), z);
+                        for (int64_t q = 0; q < nq; q++)
+                            _mm512_mask_storeu_ps(d + 16 * q, mk.out[q], z);
                         continue;
                     }
                     const float *xs = xc + h * W + w0;
-                    for (int64_t j0 = 0; j0 < OW; j0 += 16) {
-                        __m512 t = _mm512_maskz_loadu_ps(lane_mask(j0, ja, jb), xs + j0);
-                        _mm512_mask_storeu_ps(d + j0, lane_mask(j0, 0, OW), t);
+                    for (int64_t q = 0; q < nq; q++) {
+                        __m512 t = _mm512_maskz_loadu_ps(mi[q], xs + 16 * q);
+                        _mm512_mask_storeu_ps(d + 16 * q, mk.out[q], t);
                     }
                 }
             }
@@ -157,9 +196,19 @@ T512 static void im2col_512(float *col, const float *x, const fnn_conv_geom *g, 
    comes from one output row i, so every dx element still gets its adds in
    the order (u, v, i) of col2im -- but a dx row is loaded and stored once per
    (c, u, i), in registers across v (KW overlapping masked stores to the same
-   row measured slower than the plain loop: store forwarding fails). */
+   row measured slower than the plain loop: store forwarding fails). The masks
+   depend only on (v, 16-column chunk of the dx row): computed once per call. */
 T512 static void col2im_512(float *dx, const float *col, const fnn_conv_geom *g, int64_t C) {
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, KW = g->KW;
+    const int64_t nq = (W + 15) / 16;
+    __mmask16 mw[MASK_Q], m[MASK_Q][MASK_V];   /* m[q][v]: dr[16q + l] += s[16q + l - off_v] */
+    for (int64_t q = 0; q < nq; q++) {
+        mw[q] = lane_mask(16 * q, 0, W);
+        for (int64_t v = 0; v < KW; v++) {
+            const int64_t off = v * g->dw - g->pl;
+            m[q][v] = mw[q] & lane_mask(16 * q, off, off + OW);
+        }
+    }
     for (int64_t c = 0; c < C; c++)
         for (int64_t u = 0; u < g->KH; u++) {
             const float *src = col + (c * g->KH + u) * KW * OH * OW;
@@ -168,27 +217,346 @@ T512 static void col2im_512(float *dx, const float *col, const fnn_conv_geom *g,
                 const int64_t h = i * g->sh - g->pt + u * g->dh;
                 if (h < 0 || h >= H) continue;
                 float *dr = dc + h * W;
-                for (int64_t w0 = 0; w0 < W; w0 += 16) {
-                    const __mmask16 mw = lane_mask(w0, 0, W);
-                    __m512 acc = _mm512_maskz_loadu_ps(mw, dr + w0);
+                for (int64_t q = 0; q < nq; q++) {
+                    const int64_t w0 = 16 * q;
+                    __m512 acc = _mm512_maskz_loadu_ps(mw[q], dr + w0);
                     for (int64_t v = 0; v < KW; v++) {
                         /* dr[j + off] += s[j] for j in [0, OW), 0 <= j + off < W */
+                        const __mmask16 mv = m[q][v];
+                        if (!mv) continue;
                         const int64_t off = v * g->dw - g->pl;
                         const float *s = src + v * OH * OW + i * OW;
-                        const __mmask16 m = mw & lane_mask(w0, off, off + OW);
-                        if (!m) continue;
-                        __m512 t = _mm512_maskz_loadu_ps(m, s + (w0 - off));
-                        acc = _mm512_mask_add_ps(acc, m, acc, t);
+                        __m512 t = _mm512_maskz_loadu_ps(mv, s + (w0 - off));
+                        acc = _mm512_mask_add_ps(acc, mv, acc, t);
                     }
-                    _mm512_mask_storeu_ps(dr + w0, mw, acc);
+                    _mm512_mask_storeu_ps(dr + w0, mw[q], acc);
                 }
             }
         }
 }
 #undef T512
 
+/* dW by dot products along P, for few output channels per group (Og <= DW_DOT_MAX_O)
+   and long rows (P >= DW_DOT_MIN_P pixels):
+   dW_g (Og, Kg) += sum_n dy_ng (Og, P) . col_ng^T over the whole batch in one
+   pass per register tile, 16-lane partial sums kept in registers across all
+   samples and reduced once at the end. The GEMM way (one NT call per sample
+   and DW_BLOCK columns) pays a transposing pack of col per call and leaves
+   most lanes idle on LeNet's Og = 6 / 16 rows (perf: dW 18% of a LeNet step,
+   half of it in pack_bt). Tile: RO rows of dy (channels) x RK rows of col
+   (patch elements), RO*RK <= 24 accumulators; per 16 pixels RO + RK loads
+   and RO*RK FMAs. Measured with the standalone conv2d_backward (no dx, batch
+   64, 1 thread, best of 30): LeNet's conv1 (P = 784) 0.89-0.91 ms against
+   the GEMM way's 1.0-1.3; conv2 (P = 100) slower than the GEMM way (7
+   vectors per sample row: loop and tail overhead), hence DW_DOT_MIN_P. Every tile is summed in one fixed order (n, then p in
+   vectors, lane partials reduced by _mm512_reduce_add_ps), so the bits do
+   not depend on threads (which split the tiles). */
+#define T512F __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+#define T512F_INLINE static inline __attribute__((always_inline, \
+    target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+#define DW_DOT_MAX_O 16
+#define DW_DOT_MIN_P 256
+
+/* dw[o*ldw + k] += sum_n sum_p dy[n*sdy + o*P + p] src[n*ssrc + k*P + p]
+   for o < RO, k < RK (compile-time after inlining) */
+T512F_INLINE void dw_dot_tile(const int RO, const int RK, float *dw, int64_t ldw,
+                              const float *dy, int64_t sdy, const float *src, int64_t ssrc,
+                              int64_t P, int64_t N) {
+    __m512 acc[8][4];
+#pragma GCC unroll 8
+    for (int o = 0; o < RO; o++)
+#pragma GCC unroll 4
+        for (int k = 0; k < RK; k++) acc[o][k] = _mm512_setzero_ps();
+    const int64_t Pv = P / 16 * 16;
+    const __mmask16 mt = (__mmask16)((1u << (P - Pv)) - 1u);
+    for (int64_t n = 0; n < N; n++) {
+        const float *d = dy + n * sdy, *s = src + n * ssrc;
+        for (int64_t p = 0; p <= P - 16; p += 16) {
+            __m512 sv[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < RK; k++) sv[k] = _mm512_loadu_ps(s + k * P + p);
+#pragma GCC unroll 8
+            for (int o = 0; o < RO; o++) {
+                const __m512 dv = _mm512_loadu_ps(d + o * P + p);
+#pragma GCC unroll 4
+                for (int k = 0; k < RK; k++) acc[o][k] = _mm512_fmadd_ps(dv, sv[k], acc[o][k]);
+            }
+        }
+        if (mt) {
+            __m512 sv[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < RK; k++) sv[k] = _mm512_maskz_loadu_ps(mt, s + k * P + Pv);
+#pragma GCC unroll 8
+            for (int o = 0; o < RO; o++) {
+                const __m512 dv = _mm512_maskz_loadu_ps(mt, d + o * P + Pv);
+#pragma GCC unroll 4
+                for (int k = 0; k < RK; k++) acc[o][k] = _mm512_fmadd_ps(dv, sv[k], acc[o][k]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int o = 0; o < RO; o++)
+#pragma GCC unroll 4
+        for (int k = 0; k < RK; k++) dw[o * ldw + k] += _mm512_reduce_add_ps(acc[o][k]);
+}
+
+#define DW_DOT_ARGS dw, ldw, dy, sdy, src, ssrc, P, N
+#define DW_DOT_RO(RK)                                                  \
+    switch (ro) {                                                      \
+    case 1: dw_dot_tile(1, RK, DW_DOT_ARGS); break;                   \
+    case 2: dw_dot_tile(2, RK, DW_DOT_ARGS); break;                   \
+    case 3: dw_dot_tile(3, RK, DW_DOT_ARGS); break;                   \
+    case 4: dw_dot_tile(4, RK, DW_DOT_ARGS); break;                   \
+    case 5: dw_dot_tile(5, RK, DW_DOT_ARGS); break;                   \
+    case 6: dw_dot_tile(6, RK, DW_DOT_ARGS); break;                   \
+    case 7: dw_dot_tile(7, RK, DW_DOT_ARGS); break;                   \
+    default: dw_dot_tile(8, RK, DW_DOT_ARGS); break;                  \
+    }
+
+/* one tile: ro <= 8 rows of dy, rk <= 4 (rk 4 only with ro <= 6) rows of src */
+T512F static void dw_dot(int ro, int rk, float *dw, int64_t ldw, const float *dy, int64_t sdy,
+                         const float *src, int64_t ssrc, int64_t P, int64_t N) {
+    switch (rk) {
+    case 1: DW_DOT_RO(1) break;
+    case 2: DW_DOT_RO(2) break;
+    case 3: DW_DOT_RO(3) break;
+    default:
+        switch (ro) {
+        case 1: dw_dot_tile(1, 4, DW_DOT_ARGS); break;
+        case 2: dw_dot_tile(2, 4, DW_DOT_ARGS); break;
+        case 3: dw_dot_tile(3, 4, DW_DOT_ARGS); break;
+        case 4: dw_dot_tile(4, 4, DW_DOT_ARGS); break;
+        case 5: dw_dot_tile(5, 4, DW_DOT_ARGS); break;
+        default: dw_dot_tile(6, 4, DW_DOT_ARGS); break;
+        }
+        break;
+    }
+}
+/* Direct convolution for few input channels (use_direct: Kg <= DIRECT_MAX_K
+   patch elements, Og <= 16 channels, P >= DW_DOT_MIN_P, stride-1 columns):
+   LeNet's conv1 (1 -> 6, 5x5 on 28x28) expands each sample 25-fold into
+   col, so im2col wrote and dW read back 5 MB per step (L3, not L2:
+   perf put the stores first in im2col_512). Here forward and dW read x
+   in place through the same lane masks as im2col_512, a row of 16 output
+   pixels at a time: forward keeps Og accumulators (one per channel), each
+   input vector feeding Og FMAs; dW is dw_dot's tile with the col rows
+   replaced by the shifted input rows they copy. Padding rows are zero
+   vectors, not skipped, so 0 * w behaves as on the im2col path (NaN/Inf).
+   dx keeps the GEMM + col2im way (it never read the forward's patches). */
+#define DIRECT_MAX_K 64
+
+/* y (Og, OH, OW) of one sample and group from x (Cg, H, W), w (Og, Kg), b (Og)
+   or NULL; RO = Og (compile-time after inlining) */
+T512F_INLINE void fwd_direct_tile(const int RO, float *y, const float *x, const float *w,
+                                  const float *b, const fnn_conv_geom *g, int64_t Cg,
+                                  const im2col_masks *mk) {
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, P = OH * OW;
+    const int64_t Kg = Cg * g->KH * g->KW, nq = (OW + 15) / 16;
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t i = 0; i < OH; i++)
+        for (int64_t q = 0; q < nq; q++) {
+            __m512 acc[16];
+#pragma GCC unroll 16
+            for (int o = 0; o < RO; o++) acc[o] = z;
+            for (int64_t c = 0; c < Cg; c++)
+                for (int64_t u = 0; u < g->KH; u++) {
+                    const int64_t h = i * g->sh - g->pt + u * g->dh;
+                    const int in = h >= 0 && h < H;
+                    const float *xr = in ? x + c * H * W + h * W + 16 * q - g->pl : x;
+                    const float *wk = w + (c * g->KH + u) * g->KW;
+                    for (int64_t v = 0; v < g->KW; v++) {
+                        const __m512 xv =
+                            in ? _mm512_maskz_loadu_ps(mk->in[v][q], xr + v * g->dw) : z;
+#pragma GCC unroll 16
+                        for (int o = 0; o < RO; o++)
+                            acc[o] = _mm512_fmadd_ps(_mm512_set1_ps(wk[o * Kg + v]), xv, acc[o]);
+                    }
+                }
+            float *yq = y + i * OW + 16 * q;
+#pragma GCC unroll 16
+            for (int o = 0; o < RO; o++) {
+                __m512 r = b ? _mm512_add_ps(acc[o], _mm512_set1_ps(b[o])) : acc[o];
+                _mm512_mask_storeu_ps(yq + o * P, mk->out[q], r);
+            }
+        }
+}
+
+#define FWD_DIRECT_ARGS y, x, w, b, g, Cg, mk
+T512F static void fwd_direct(int ro, float *y, const float *x, const float *w, const float *b,
+                             const fnn_conv_geom *g, int64_t Cg, const im2col_masks *mk) {
+    switch (ro) {
+    case 1: fwd_direct_tile(1, FWD_DIRECT_ARGS); break;
+    case 2: fwd_direct_tile(2, FWD_DIRECT_ARGS); break;
+    case 3: fwd_direct_tile(3, FWD_DIRECT_ARGS); break;
+    case 4: fwd_direct_tile(4, FWD_DIRECT_ARGS); break;
+    case 5: fwd_direct_tile(5, FWD_DIRECT_ARGS); break;
+    case 6: fwd_direct_tile(6, FWD_DIRECT_ARGS); break;
+    case 7: fwd_direct_tile(7, FWD_DIRECT_ARGS); break;
+    case 8: fwd_direct_tile(8, FWD_DIRECT_ARGS); break;
+    case 9: fwd_direct_tile(9, FWD_DIRECT_ARGS); break;
+    case 10: fwd_direct_tile(10, FWD_DIRECT_ARGS); break;
+    case 11: fwd_direct_tile(11, FWD_DIRECT_ARGS); break;
+    case 12: fwd_direct_tile(12, FWD_DIRECT_ARGS); break;
+    case 13: fwd_direct_tile(13, FWD_DIRECT_ARGS); break;
+    case 14: fwd_direct_tile(14, FWD_DIRECT_ARGS); break;
+    case 15: fwd_direct_tile(15, FWD_DIRECT_ARGS); break;
+    default: fwd_direct_tile(16, FWD_DIRECT_ARGS); break;
+    }
+}
+#undef FWD_DIRECT_ARGS
+
+/* dw[o*ldw + kk] += sum_n sum_{i, j} dy_n[o, i, j] col_n[k0 + kk, (i, j)] for
+   o < RO, kk < RK, with col_n's rows read from x_n (Cg, H, W) in place;
+   dy (N, ..) rows of P at stride sdy, x at stride sx */
+T512F_INLINE void dw_direct_tile(const int RO, const int RK, float *dw, int64_t ldw,
+                                 const float *dy, int64_t sdy, const float *x, int64_t sx,
+                                 int64_t k0, int64_t N, const fnn_conv_geom *g,
+                                 const im2col_masks *mk) {
+    const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW, P = OH * OW;
+    const int64_t nq = (OW + 15) / 16;
+    const __m512 z = _mm512_setzero_ps();
+    int64_t off[4], u0[4], vv[4];   /* patch element k0 + kk = (c, u, v) */
+#pragma GCC unroll 4
+    for (int kk = 0; kk < RK; kk++) {
+        const int64_t k = k0 + kk, v = k % g->KW, u = k / g->KW % g->KH, c = k / g->KW / g->KH;
+        vv[kk] = v;
+        u0[kk] = u * g->dh - g->pt;
+        off[kk] = c * H * W + v * g->dw - g->pl;
+    }
+    __m512 acc[8][4];
+#pragma GCC unroll 8
+    for (int o = 0; o < RO; o++)
+#pragma GCC unroll 4
+        for (int kk = 0; kk < RK; kk++) acc[o][kk] = z;
+    for (int64_t n = 0; n < N; n++) {
+        const float *d = dy + n * sdy, *xn = x + n * sx;
+        for (int64_t i = 0; i < OH; i++)
+            for (int64_t q = 0; q < nq; q++) {
+                __m512 sv[4];
+#pragma GCC unroll 4
+                for (int kk = 0; kk < RK; kk++) {
+                    const int64_t h = i * g->sh + u0[kk];
+                    sv[kk] = h >= 0 && h < H ? _mm512_maskz_loadu_ps(
+                                                   mk->in[vv[kk]][q], xn + off[kk] + h * W + 16 * q)
+                                             : z;
+                }
+                const float *dq = d + i * OW + 16 * q;
+#pragma GCC unroll 8
+                for (int o = 0; o < RO; o++) {
+                    const __m512 dv = _mm512_maskz_loadu_ps(mk->out[q], dq + o * P);
+#pragma GCC unroll 4
+                    for (int kk = 0; kk < RK; kk++)
+                        acc[o][kk] = _mm512_fmadd_ps(dv, sv[kk], acc[o][kk]);
+                }
+            }
+    }
+#pragma GCC unroll 8
+    for (int o = 0; o < RO; o++)
+#pragma GCC unroll 4
+        for (int kk = 0; kk < RK; kk++) dw[o * ldw + kk] += _mm512_reduce_add_ps(acc[o][kk]);
+}
+
+#define DW_DIRECT_ARGS dw, ldw, dy, sdy, x, sx, k0, N, g, mk
+#define DW_DIRECT_RO(RK)                                                \
+    switch (ro) {                                                       \
+    case 1: dw_direct_tile(1, RK, DW_DIRECT_ARGS); break;             \
+    case 2: dw_direct_tile(2, RK, DW_DIRECT_ARGS); break;             \
+    case 3: dw_direct_tile(3, RK, DW_DIRECT_ARGS); break;             \
+    case 4: dw_direct_tile(4, RK, DW_DIRECT_ARGS); break;             \
+    case 5: dw_direct_tile(5, RK, DW_DIRECT_ARGS); break;             \
+    case 6: dw_direct_tile(6, RK, DW_DIRECT_ARGS); break;             \
+    case 7: dw_direct_tile(7, RK, DW_DIRECT_ARGS); break;             \
+    default: dw_direct_tile(8, RK, DW_DIRECT_ARGS); break;            \
+    }
+
+/* one tile as dw_dot's (ro <= 8, rk <= 4, rk 4 only with ro <= 6) */
+T512F static void dw_direct(int ro, int rk, float *dw, int64_t ldw, const float *dy,
+                            int64_t sdy, const float *x, int64_t sx, int64_t k0, int64_t N,
+                            const fnn_conv_geom *g, const im2col_masks *mk) {
+    switch (rk) {
+    case 1: DW_DIRECT_RO(1) break;
+    case 2: DW_DIRECT_RO(2) break;
+    case 3: DW_DIRECT_RO(3) break;
+    default:
+        switch (ro) {
+        case 1: dw_direct_tile(1, 4, DW_DIRECT_ARGS); break;
+        case 2: dw_direct_tile(2, 4, DW_DIRECT_ARGS); break;
+        case 3: dw_direct_tile(3, 4, DW_DIRECT_ARGS); break;
+        case 4: dw_direct_tile(4, 4, DW_DIRECT_ARGS); break;
+        case 5: dw_direct_tile(5, 4, DW_DIRECT_ARGS); break;
+        default: dw_direct_tile(6, 4, DW_DIRECT_ARGS); break;
+        }
+        break;
+    }
+}
+#undef DW_DIRECT_RO
+#undef DW_DIRECT_ARGS
+#undef DW_DOT_RO
+#undef DW_DOT_ARGS
+#undef T512F
+#undef T512F_INLINE
+
+/* row blocks of <= 8 channels of a group, and the col rows per tile */
+static int64_t dw_dot_oblocks(const fnn_conv_geom *g) { return (g->O / g->G + 7) / 8; }
+static int dw_dot_rk(const fnn_conv_geom *g) {
+    const int64_t Og = g->O / g->G, nob = dw_dot_oblocks(g);
+    return (Og + nob - 1) / nob <= 6 ? 4 : 3;
+}
+static int64_t dw_dot_kblocks(const fnn_conv_geom *g) {
+    const int64_t Kg = g->C / g->G * g->KH * g->KW;
+    return (Kg + dw_dot_rk(g) - 1) / dw_dot_rk(g);
+}
+
+/* unit t of G * dw_dot_kblocks: group t / kblocks, rk rows of col from
+   (t % kblocks) rk, every row block of channels, all N samples */
+static void dw_dot_unit(float *dw, const float *dy, const float *x, const float *scratch,
+                        const fnn_conv_geom *g, int64_t t, int64_t N) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t nkb = dw_dot_kblocks(g), nob = dw_dot_oblocks(g);
+    const int rk = dw_dot_rk(g);
+    const int64_t q = t / nkb, k0 = t % nkb * rk;
+    const int kk = (int)(Kg - k0 < rk ? Kg - k0 : rk);
+    const int pw = pointwise(g);
+    const float *src = pw ? x + (q * Cg + k0) * P : scratch + (q * Kg + k0) * P;
+    for (int64_t ob = 0; ob < nob; ob++) {
+        const int64_t o0 = Og * ob / nob, o1 = Og * (ob + 1) / nob;
+        dw_dot((int)(o1 - o0), kk, dw + (q * Og + o0) * Kg + k0, Kg, dy + (q * Og + o0) * P,
+               OUT, src, pw ? IN : fnn__conv_scratch(g), P, N);
+    }
+}
+
+/* unit t of G * dw_dot_kblocks, as dw_dot_unit, reading x in place */
+static void dw_direct_unit(float *dw, const float *dy, const float *x, const fnn_conv_geom *g,
+                           int64_t t, int64_t N) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t nkb = dw_dot_kblocks(g), nob = dw_dot_oblocks(g);
+    const int rk = dw_dot_rk(g);
+    const int64_t q = t / nkb, k0 = t % nkb * rk;
+    const int kk = (int)(Kg - k0 < rk ? Kg - k0 : rk);
+    im2col_masks mk;
+    im2col_masks_of(&mk, g);
+    for (int64_t ob = 0; ob < nob; ob++) {
+        const int64_t o0 = Og * ob / nob, o1 = Og * (ob + 1) / nob;
+        dw_direct((int)(o1 - o0), kk, dw + (q * Og + o0) * Kg + k0, Kg, dy + (q * Og + o0) * P,
+                  OUT, x + q * Cg * g->H * g->W, IN, k0, N, g, &mk);
+    }
+}
+
 static int use_512(const fnn_conv_geom *g) {
-    return g->sw == 1 && fnn__sgemm_kernel_get() == &fnn__sgemm_kernel_avx512;
+    return g->sw == 1 && g->KW <= MASK_V && g->OW <= 16 * MASK_Q && g->W <= 16 * MASK_Q &&
+           fnn__sgemm_kernel_get() == &fnn__sgemm_kernel_avx512;
+}
+
+static int use_dw_dot(const fnn_conv_geom *g) {
+    return g->O / g->G <= DW_DOT_MAX_O && g->OH * g->OW >= DW_DOT_MIN_P &&
+           fnn__sgemm_kernel_get() == &fnn__sgemm_kernel_avx512;
+}
+
+static int use_direct(const fnn_conv_geom *g) {
+    return use_dw_dot(g) && use_512(g) && !pointwise(g) &&
+           g->C / g->G * g->KH * g->KW <= DIRECT_MAX_K;
 }
 #endif
 
@@ -213,16 +581,6 @@ static void col2im_any(float *dx, const float *col, const fnn_conv_geom *g, int6
     col2im(dx, col, g, C);
 }
 
-static int pointwise(const fnn_conv_geom *g) {
-    return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 &&
-           g->pb == 0 && g->pl == 0 && g->pr == 0;
-}
-
-int64_t fnn__conv_scratch(const fnn_conv_geom *g) {
-    if (pointwise(g)) return 0;
-    return g->C * g->KH * g->KW * g->OH * g->OW;
-}
-
 /* ------------------------------------------------------------ drivers */
 
 /* Columns per GEMM call over a (K, P) patch matrix: K * cols * 4 bytes about
@@ -243,6 +601,15 @@ static void fwd_samples(float *y, const float *x, const float *w, const float *b
         float *yn = y + n * OUT;
         float *col = scratch + n * fnn__conv_scratch(g);
         for (int64_t q = 0; q < g->G; q++) {
+#ifdef FNN_GEMM_X86
+            if (use_direct(g)) {
+                im2col_masks mk;
+                im2col_masks_of(&mk, g);
+                fwd_direct((int)Og, yn + q * Og * P, xn + q * Cg * g->H * g->W, w + q * Og * Kg,
+                           b ? b + q * Og : NULL, g, Cg, &mk);
+                continue;
+            }
+#endif
             const float *src;
             if (pw) {
                 src = xn + q * Cg * P;
@@ -341,6 +708,19 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
     if (db)
         for (int64_t n = 0; n < N; n++)
             for (int64_t o = 0; o < g->O; o++) db[o] += row_sum(dy + n * OUT + o * P, P);
+#ifdef FNN_GEMM_X86
+    if (dw && use_direct(g)) {
+        const int64_t units = g->G * dw_dot_kblocks(g);
+        int ntw = nt < units ? nt : (int)units;
+        int64_t t;
+        FNN_PARALLEL_FOR(ntw, t, units, dw_direct_unit(dw, dy, x, g, t, N));
+    } else if (dw && use_dw_dot(g)) {
+        const int64_t units = g->G * dw_dot_kblocks(g);
+        int ntw = nt < units ? nt : (int)units;
+        int64_t t;
+        FNN_PARALLEL_FOR(ntw, t, units, dw_dot_unit(dw, dy, x, scratch, g, t, N));
+    } else
+#endif
     if (dw) {
         /* fixed blocks of DW_BLOCK columns of dW (Kg), one thread each: the same
            GEMM calls, hence the same bits, for any thread count */

@@ -53,9 +53,30 @@ HAND = [
     (1, 12, (7, 9), 6, (4, 2), (1, 1), ((1, 2), (0, 1)), (1, 1), 3, True),     # asym 'same'
     (2, 9, (11, 4), 9, (3, 1), (2, 3), ((0, 0), (1, 1)), (3, 1), 1, False),
 ]
-CONFIGS = _configs(0, 60) + HAND
+# csrc/conv.c on AVX-512 with <= 16 output channels per group and >= 256 output pixels:
+# the direct forward and dW (fwd_direct, dw_direct: <= 64 patch elements per group,
+# stride-1 columns), else dW by dot products over the patches (dw_dot: pointwise, column
+# stride 2, 72 patch elements); the tiles of 1..8 channels x 3 or 4 patch rows, pixel
+# tails, padding rows, groups, dilation, row strides; then shapes for the GEMM way
+DOT = [
+    (2, 1, (17, 19), 7, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # P 323, 7 ch
+    (2, 4, (24, 18), 12, (3, 2), (1, 1), ((0, 0), (1, 1)), (2, 1), 2, False),  # groups, 6 ch
+    (1, 3, (16, 20), 16, (1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),   # pointwise, 8+8
+    (2, 2, (40, 30), 5, (5, 4), (2, 1), ((2, 2), (1, 1)), (1, 2), 1, True),    # stride 2 rows
+    (1, 4, (16, 16), 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 4, True),    # depthwise
+    (1, 2, (20, 40), 3, (3, 3), (1, 2), ((1, 1), (1, 1)), (1, 1), 1, True),    # stride 2 cols
+    (3, 1, (16, 16), 11, (2, 2), (1, 1), ((0, 1), (0, 1)), (1, 1), 1, True),   # P 256, 6+5
+    (1, 8, (16, 16), 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # K 72: dw_dot
+    (1, 1, (16, 16), 17, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),   # 17 ch: GEMM
+    (2, 3, (15, 17), 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # P 255: GEMM
+]
+CONFIGS = _configs(0, 60) + HAND + DOT
 CONFIGS1 = _configs(1, 25, nd=1) + [(2, 4, (13,), 6, (3,), (2,), ((1, 1),), (2,), 2, True),
-                                    (1, 2, (9,), 3, (4,), (1,), ((1, 2),), (1,), 1, False)]
+                                    (1, 2, (9,), 3, (4,), (1,), ((1, 2),), (1,), 1, False),
+                                    # past the AVX-512 im2col's mask tables (csrc/conv.c
+                                    # use_512): rows > 512 and kernels > 16 wide
+                                    (2, 2, (600,), 3, (3,), (1,), ((1, 1),), (1,), 1, True),
+                                    (1, 1, (40,), 2, (17,), (1,), ((8, 8),), (1,), 1, True)]
 
 
 def _shape_of(x, w, s, pads, d):
@@ -119,7 +140,7 @@ def _fd(f, a, dy):
     return numeric_grad(lambda: (dy * f()).sum(), a)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[::5] + HAND[-4:] + CONFIGS1[::5])
+@pytest.mark.parametrize("cfg", CONFIGS[::5] + HAND[-4:] + DOT[:3] + CONFIGS1[::5])
 def test_gradients_finite_differences(cfg):
     """Reference (float64) and C (float32) gradients of x, weight and bias against
     float64 central differences of the reference forward."""
@@ -143,7 +164,8 @@ def test_gradients_finite_differences(cfg):
 def test_same_bits_for_1_and_2_threads():
     cfgs = [(64, 1, (28, 28), 6, (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1, True),
             (16, 16, (16, 16), 32, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),
-            (8, 8, (12, 12), 8, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 8, True)]
+            (8, 8, (12, 12), 8, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 8, True),
+            (4,) + DOT[1][1:], (4,) + DOT[2][1:]]
     old = C.get_num_threads()
     try:
         for cfg in cfgs:
