@@ -39,6 +39,18 @@ typedef void (*fnn__sgemm_ukr_fn)(int64_t k, float alpha,
 typedef void (*fnn__sgemm_pack_bt_fn)(float *dst, const float *b, int64_t ldb,
                                       int64_t kc, int64_t n);
 
+/* Optional narrow-N NN path: c (m, n) = alpha a (m, k) . b (k, n) + beta c,
+   a and b row-major (strides lda, ldb), n <= FNN_NARROW_NN_MAX, with
+   vectors along m (a's rows transposed in registers) instead of along n.
+   Each element gets the same operations, in the same order, as the
+   kernel's ukr gives it (p = 0..k-1 fused multiply-adds into a zero
+   accumulator, then alpha and beta), so the bits are those of the direct
+   path. beta == 0: c is written, never read. */
+#define FNN_NARROW_NN_MAX 4
+typedef void (*fnn__sgemm_narrow_nn_fn)(int64_t m, int64_t n, int64_t k, float alpha,
+                                        const float *a, int64_t lda, const float *b,
+                                        int64_t ldb, float beta, float *c, int64_t ldc);
+
 typedef struct fnn__sgemm_kernel {
     const char *name;       /* e.g. "avx512_12x32" */
     int mr, nr;             /* register tile */
@@ -47,6 +59,7 @@ typedef struct fnn__sgemm_kernel {
     int64_t direct_max_b;   /* bytes of B (k * n * 4) up to which the direct path runs */
     fnn__sgemm_ukr_fn ukr;
     fnn__sgemm_pack_bt_fn pack_bt;  /* NULL: gemm.c's portable loop */
+    fnn__sgemm_narrow_nn_fn narrow_nn;  /* NULL: narrow NN shapes run ukr */
 } fnn__sgemm_kernel;
 
 /* The portable kernel (gemm_kernel_ref.c), always present. */

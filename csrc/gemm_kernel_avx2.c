@@ -116,6 +116,7 @@ const fnn__sgemm_kernel fnn__sgemm_kernel_avx2 = {
     1, (int64_t)1 << 20,    /* direct path while B <= 1 MiB */
     fnn__sgemm_ukr_avx2_6x16,
     NULL,
+    NULL,
 };
 
 #endif /* FNN_GEMM_X86 */

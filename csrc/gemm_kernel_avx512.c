@@ -179,12 +179,83 @@ T512 static void fnn__sgemm_pack_bt_avx512_32(float *dst, const float *b, int64_
     }
 }
 
+/* c (m, n) = alpha a (m, k) . b (k, n) + beta c for n <= FNN_NARROW_NN_MAX
+   (a layer with one output, say): 16 rows at a time, each 16 x 16 block of
+   a transposed in registers so that a vector holds one column of a (16
+   rows), multiplied by a broadcast element of b. The ukr instead spends a
+   whole vector on each row for n lanes. Per element: p = 0..k-1 FMAs into
+   a zero accumulator, then alpha, then beta as an FMA: the ukr's order
+   (contract in gemm_internal.h). k tails use masked loads; rows past m
+   are zero vectors, never loaded, and never stored. */
+T512_INLINE void narrow_nn(const int64_t n, int64_t m, int64_t k, float alpha,
+                           const float *FNN_RESTRICT a, int64_t lda,
+                           const float *FNN_RESTRICT b, int64_t ldb, float beta,
+                           float *FNN_RESTRICT c, int64_t ldc) {
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int64_t i0 = 0; i0 < m; i0 += 16) {
+        const int64_t mi = m - i0 < 16 ? m - i0 : 16;
+        const __mmask16 mm = mi == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << mi) - 1u);
+        __m512 acc[FNN_NARROW_NN_MAX];
+#pragma GCC unroll 4
+        for (int j = 0; j < FNN_NARROW_NN_MAX; j++) acc[j] = _mm512_setzero_ps();
+        for (int64_t p0 = 0; p0 < k; p0 += 16) {
+            const int64_t kr = k - p0 < 16 ? k - p0 : 16;
+            const __mmask16 km = kr == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << kr) - 1u);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < mi ? _mm512_maskz_loadu_ps(km, a + (i0 + i) * lda + p0)
+                              : _mm512_setzero_ps();
+            transpose_16x16(r);   /* r[p]: rows i0.. of column p0 + p */
+            const float *bp = b + p0 * ldb;
+#pragma GCC unroll 16
+            for (int p = 0; p < 16; p++) {
+                if (p >= kr) break;
+#pragma GCC unroll 4
+                for (int64_t j = 0; j < n; j++)
+                    acc[j] = _mm512_fmadd_ps(r[p], _mm512_set1_ps(bp[p * ldb + j]), acc[j]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int64_t j = 0; j < n; j++) {
+            __m512 res = _mm512_mul_ps(va, acc[j]);
+            float *cj = c + i0 * ldc + j;
+            if (ldc == 1) {   /* one column, contiguous */
+                if (beta != 0.0f) res = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mm, cj), res);
+                _mm512_mask_storeu_ps(cj, mm, res);
+            } else {
+                float t[16];
+                if (beta != 0.0f) {
+                    for (int64_t i = 0; i < mi; i++) t[i] = cj[i * ldc];
+                    res = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mm, t), res);
+                }
+                _mm512_storeu_ps(t, res);
+                for (int64_t i = 0; i < mi; i++) cj[i * ldc] = t[i];
+            }
+        }
+    }
+}
+
+/* n a compile-time constant in each case: the accumulators stay in registers */
+T512 static void fnn__sgemm_narrow_nn_avx512(int64_t m, int64_t n, int64_t k, float alpha,
+                                             const float *a, int64_t lda, const float *b,
+                                             int64_t ldb, float beta, float *c,
+                                             int64_t ldc) {
+    switch (n) {
+    case 1: narrow_nn(1, m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 2: narrow_nn(2, m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    case 3: narrow_nn(3, m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    default: narrow_nn(4, m, k, alpha, a, lda, b, ldb, beta, c, ldc); break;
+    }
+}
+
 const fnn__sgemm_kernel fnn__sgemm_kernel_avx512 = {
     "avx512_12x32", 12, 32,
     512, 144, 4096,         /* kc, mc, nc */
     1, (int64_t)1 << 20,    /* direct path while B <= 1 MiB */
     fnn__sgemm_ukr_avx512_12x32,
     fnn__sgemm_pack_bt_avx512_32,
+    fnn__sgemm_narrow_nn_avx512,
 };
 
 #endif /* FNN_GEMM_X86 */

@@ -51,4 +51,5 @@ const fnn__sgemm_kernel fnn__sgemm_kernel_generic = {
     0, 0,                   /* packed only */
     fnn__sgemm_ukr_generic_4x8,
     NULL,
+    NULL,
 };

@@ -164,6 +164,49 @@ def test_unaligned_offsets(rng, offset):
         run_case(rng, ta, tb, 130, 200, 260, offset=offset)
 
 
+# ---------------------------------------------------------- narrow shapes
+# NN with N <= 4 runs the AVX-512 kernel's narrow_nn (vectors along M, 16 x 16
+# register transposes, masked k and m tails); TN with N <= 8 and M > N runs
+# narrow_tn (C^T with vectors along M) for every M. Other ISAs run the ukr.
+
+NARROW_M = [1, 2, 15, 16, 17, 31, 32, 33, 64, 65, 100]
+NARROW_K = [1, 2, 15, 16, 17, 33, 64, 100]
+
+
+@pytest.mark.parametrize("N", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (0.5, 1.0), (-1.0, -0.5)])
+def test_narrow_nn(rng, N, alpha, beta):
+    for M in NARROW_M:
+        for K in NARROW_K:
+            run_case(rng, 0, 0, M, N, K, alpha=alpha, beta=beta, extra_ld=(M + K) % 4,
+                     offset=K % 3, nan_c=(beta == 0.0))
+
+
+@pytest.mark.parametrize("N", [1, 2, 5, 8, 9])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (1.0, 1.0), (0.5, -0.5)])
+def test_narrow_tn_small_m(rng, N, alpha, beta):
+    for M in [N + 1, 12, 16, 17, 40, 63, 64, 70]:
+        for K in [1, 17, 32, 65]:
+            run_case(rng, 1, 0, M, N, K, alpha=alpha, beta=beta, extra_ld=M % 3,
+                     nan_c=(beta == 0.0))
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, -0.5])
+def test_narrow_nn_bits_equal_wide_columns(rng, beta):
+    """A product with N <= 4 (the narrow path on AVX-512) gives the bits of the
+    same columns of a product with N = 8 (the ukr): same operations per element."""
+    for M, K in [(1, 1), (16, 16), (32, 16), (33, 17), (64, 64), (70, 130)]:
+        A = rng.uniform(-1, 1, size=(M, K)).astype(np.float32)
+        B = rng.uniform(-1, 1, size=(K, 8)).astype(np.float32)
+        C0 = rng.uniform(-1, 1, size=(M, 8)).astype(np.float32)
+        wide = C0.copy()
+        _core.sgemm(0, 0, 0.75, A, B, beta, wide)
+        for n in (1, 2, 3, 4):
+            narrow = C0[:, :n].copy()   # never a view of C0 (M = 1 slices are contiguous)
+            _core.sgemm(0, 0, 0.75, A, np.ascontiguousarray(B[:, :n]), beta, narrow)
+            assert np.array_equal(narrow, wide[:, :n]), (M, K, n)
+
+
 # ------------------------------------------------------------ alpha, beta
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, -1.0, 0.5])
