@@ -300,37 +300,42 @@ T512F_INLINE void dw_dot_tile(const int RO, const int RK, float *dw, int64_t ldw
         for (int k = 0; k < RK; k++) dw[o * ldw + k] += _mm512_reduce_add_ps(acc[o][k]);
 }
 
-#define DW_DOT_ARGS dw, ldw, dy, sdy, src, ssrc, P, N
-#define DW_DOT_RO(RK)                                                  \
-    switch (ro) {                                                      \
-    case 1: dw_dot_tile(1, RK, DW_DOT_ARGS); break;                   \
-    case 2: dw_dot_tile(2, RK, DW_DOT_ARGS); break;                   \
-    case 3: dw_dot_tile(3, RK, DW_DOT_ARGS); break;                   \
-    case 4: dw_dot_tile(4, RK, DW_DOT_ARGS); break;                   \
-    case 5: dw_dot_tile(5, RK, DW_DOT_ARGS); break;                   \
-    case 6: dw_dot_tile(6, RK, DW_DOT_ARGS); break;                   \
-    case 7: dw_dot_tile(7, RK, DW_DOT_ARGS); break;                   \
-    default: dw_dot_tile(8, RK, DW_DOT_ARGS); break;                  \
+/* The (ro, rk) switch shared by dw_dot and dw_direct: TILE(RO, RK, args...)
+   with compile-time RO <= 8 and RK <= 4 (RK 4 only with RO <= 6, the 24
+   accumulators plus sources that fit the 32 zmm registers). */
+#define DW_TILE_RO(TILE, RK, ...)                                           \
+    switch (ro) {                                                           \
+    case 1: TILE(1, RK, __VA_ARGS__); break;                                \
+    case 2: TILE(2, RK, __VA_ARGS__); break;                                \
+    case 3: TILE(3, RK, __VA_ARGS__); break;                                \
+    case 4: TILE(4, RK, __VA_ARGS__); break;                                \
+    case 5: TILE(5, RK, __VA_ARGS__); break;                                \
+    case 6: TILE(6, RK, __VA_ARGS__); break;                                \
+    case 7: TILE(7, RK, __VA_ARGS__); break;                                \
+    default: TILE(8, RK, __VA_ARGS__); break;                               \
+    }
+#define DW_TILE_SWITCH(TILE, ...)                                           \
+    switch (rk) {                                                           \
+    case 1: DW_TILE_RO(TILE, 1, __VA_ARGS__) break;                         \
+    case 2: DW_TILE_RO(TILE, 2, __VA_ARGS__) break;                         \
+    case 3: DW_TILE_RO(TILE, 3, __VA_ARGS__) break;                         \
+    default:                                                                \
+        switch (ro) {                                                       \
+        case 1: TILE(1, 4, __VA_ARGS__); break;                             \
+        case 2: TILE(2, 4, __VA_ARGS__); break;                             \
+        case 3: TILE(3, 4, __VA_ARGS__); break;                             \
+        case 4: TILE(4, 4, __VA_ARGS__); break;                             \
+        case 5: TILE(5, 4, __VA_ARGS__); break;                             \
+        default: TILE(6, 4, __VA_ARGS__); break;                            \
+        }                                                                   \
+        break;                                                              \
     }
 
+#define DW_DOT_ARGS dw, ldw, dy, sdy, src, ssrc, P, N
 /* one tile: ro <= 8 rows of dy, rk <= 4 (rk 4 only with ro <= 6) rows of src */
 T512F static void dw_dot(int ro, int rk, float *dw, int64_t ldw, const float *dy, int64_t sdy,
                          const float *src, int64_t ssrc, int64_t P, int64_t N) {
-    switch (rk) {
-    case 1: DW_DOT_RO(1) break;
-    case 2: DW_DOT_RO(2) break;
-    case 3: DW_DOT_RO(3) break;
-    default:
-        switch (ro) {
-        case 1: dw_dot_tile(1, 4, DW_DOT_ARGS); break;
-        case 2: dw_dot_tile(2, 4, DW_DOT_ARGS); break;
-        case 3: dw_dot_tile(3, 4, DW_DOT_ARGS); break;
-        case 4: dw_dot_tile(4, 4, DW_DOT_ARGS); break;
-        case 5: dw_dot_tile(5, 4, DW_DOT_ARGS); break;
-        default: dw_dot_tile(6, 4, DW_DOT_ARGS); break;
-        }
-        break;
-    }
+    DW_TILE_SWITCH(dw_dot_tile, DW_DOT_ARGS)
 }
 /* Direct convolution for few input channels (use_direct: Kg <= DIRECT_MAX_K
    patch elements, Og <= 16 channels, P >= DW_DOT_MIN_P, stride-1 columns):
@@ -457,42 +462,16 @@ T512F_INLINE void dw_direct_tile(const int RO, const int RK, float *dw, int64_t 
 }
 
 #define DW_DIRECT_ARGS dw, ldw, dy, sdy, x, sx, k0, N, g, mk
-#define DW_DIRECT_RO(RK)                                                \
-    switch (ro) {                                                       \
-    case 1: dw_direct_tile(1, RK, DW_DIRECT_ARGS); break;             \
-    case 2: dw_direct_tile(2, RK, DW_DIRECT_ARGS); break;             \
-    case 3: dw_direct_tile(3, RK, DW_DIRECT_ARGS); break;             \
-    case 4: dw_direct_tile(4, RK, DW_DIRECT_ARGS); break;             \
-    case 5: dw_direct_tile(5, RK, DW_DIRECT_ARGS); break;             \
-    case 6: dw_direct_tile(6, RK, DW_DIRECT_ARGS); break;             \
-    case 7: dw_direct_tile(7, RK, DW_DIRECT_ARGS); break;             \
-    default: dw_direct_tile(8, RK, DW_DIRECT_ARGS); break;            \
-    }
-
 /* one tile as dw_dot's (ro <= 8, rk <= 4, rk 4 only with ro <= 6) */
 T512F static void dw_direct(int ro, int rk, float *dw, int64_t ldw, const float *dy,
                             int64_t sdy, const float *x, int64_t sx, int64_t k0, int64_t N,
                             const fnn_conv_geom *g, const im2col_masks *mk) {
-    switch (rk) {
-    case 1: DW_DIRECT_RO(1) break;
-    case 2: DW_DIRECT_RO(2) break;
-    case 3: DW_DIRECT_RO(3) break;
-    default:
-        switch (ro) {
-        case 1: dw_direct_tile(1, 4, DW_DIRECT_ARGS); break;
-        case 2: dw_direct_tile(2, 4, DW_DIRECT_ARGS); break;
-        case 3: dw_direct_tile(3, 4, DW_DIRECT_ARGS); break;
-        case 4: dw_direct_tile(4, 4, DW_DIRECT_ARGS); break;
-        case 5: dw_direct_tile(5, 4, DW_DIRECT_ARGS); break;
-        default: dw_direct_tile(6, 4, DW_DIRECT_ARGS); break;
-        }
-        break;
-    }
+    DW_TILE_SWITCH(dw_direct_tile, DW_DIRECT_ARGS)
 }
-#undef DW_DIRECT_RO
 #undef DW_DIRECT_ARGS
-#undef DW_DOT_RO
 #undef DW_DOT_ARGS
+#undef DW_TILE_SWITCH
+#undef DW_TILE_RO
 #undef T512F
 #undef T512F_INLINE
 
