@@ -487,9 +487,11 @@ static int64_t dw_dot_kblocks(const fnn_conv_geom *g) {
 }
 
 /* unit t of G * dw_dot_kblocks: group t / kblocks, rk rows of col from
-   (t % kblocks) rk, every row block of channels, all N samples */
-static void dw_dot_unit(float *dw, const float *dy, const float *x, const float *scratch,
-                        const fnn_conv_geom *g, int64_t t, int64_t N) {
+   (t % kblocks) rk, every row block of channels, all N samples; the col rows
+   come from x in place when direct (dw_direct), else from x itself for a
+   pointwise conv or from the forward's patches in scratch (dw_dot) */
+static void dw_tiles_unit(float *dw, const float *dy, const float *x, const float *scratch,
+                          const fnn_conv_geom *g, int64_t t, int64_t N, int direct) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
     const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
     const int64_t nkb = dw_dot_kblocks(g), nob = dw_dot_oblocks(g);
@@ -497,29 +499,18 @@ static void dw_dot_unit(float *dw, const float *dy, const float *x, const float 
     const int64_t q = t / nkb, k0 = t % nkb * rk;
     const int kk = (int)(Kg - k0 < rk ? Kg - k0 : rk);
     const int pw = pointwise(g);
-    const float *src = pw ? x + (q * Cg + k0) * P : scratch + (q * Kg + k0) * P;
-    for (int64_t ob = 0; ob < nob; ob++) {
-        const int64_t o0 = Og * ob / nob, o1 = Og * (ob + 1) / nob;
-        dw_dot((int)(o1 - o0), kk, dw + (q * Og + o0) * Kg + k0, Kg, dy + (q * Og + o0) * P,
-               OUT, src, pw ? IN : fnn__conv_scratch(g), P, N);
-    }
-}
-
-/* unit t of G * dw_dot_kblocks, as dw_dot_unit, reading x in place */
-static void dw_direct_unit(float *dw, const float *dy, const float *x, const fnn_conv_geom *g,
-                           int64_t t, int64_t N) {
-    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
-    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
-    const int64_t nkb = dw_dot_kblocks(g), nob = dw_dot_oblocks(g);
-    const int rk = dw_dot_rk(g);
-    const int64_t q = t / nkb, k0 = t % nkb * rk;
-    const int kk = (int)(Kg - k0 < rk ? Kg - k0 : rk);
+    const float *src = direct || pw ? x + q * Cg * g->H * g->W : scratch + q * Kg * P;
+    const int64_t ssrc = direct || pw ? IN : fnn__conv_scratch(g);
     im2col_masks mk;
-    im2col_masks_of(&mk, g);
+    if (direct) im2col_masks_of(&mk, g);
     for (int64_t ob = 0; ob < nob; ob++) {
         const int64_t o0 = Og * ob / nob, o1 = Og * (ob + 1) / nob;
-        dw_direct((int)(o1 - o0), kk, dw + (q * Og + o0) * Kg + k0, Kg, dy + (q * Og + o0) * P,
-                  OUT, x + q * Cg * g->H * g->W, IN, k0, N, g, &mk);
+        float *dwt = dw + (q * Og + o0) * Kg + k0;
+        const float *dyt = dy + (q * Og + o0) * P;
+        if (direct)
+            dw_direct((int)(o1 - o0), kk, dwt, Kg, dyt, OUT, src, ssrc, k0, N, g, &mk);
+        else
+            dw_dot((int)(o1 - o0), kk, dwt, Kg, dyt, OUT, src + k0 * P, ssrc, P, N);
     }
 }
 
@@ -688,16 +679,12 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         for (int64_t n = 0; n < N; n++)
             for (int64_t o = 0; o < g->O; o++) db[o] += row_sum(dy + n * OUT + o * P, P);
 #ifdef FNN_GEMM_X86
-    if (dw && use_direct(g)) {
+    if (dw && (use_direct(g) || use_dw_dot(g))) {
+        const int direct = use_direct(g);
         const int64_t units = g->G * dw_dot_kblocks(g);
         int ntw = nt < units ? nt : (int)units;
         int64_t t;
-        FNN_PARALLEL_FOR(ntw, t, units, dw_direct_unit(dw, dy, x, g, t, N));
-    } else if (dw && use_dw_dot(g)) {
-        const int64_t units = g->G * dw_dot_kblocks(g);
-        int ntw = nt < units ? nt : (int)units;
-        int64_t t;
-        FNN_PARALLEL_FOR(ntw, t, units, dw_dot_unit(dw, dy, x, scratch, g, t, N));
+        FNN_PARALLEL_FOR(ntw, t, units, dw_tiles_unit(dw, dy, x, scratch, g, t, N, direct));
     } else
 #endif
     if (dw) {
