@@ -95,31 +95,42 @@ fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
     return fnn__dense_forward_act(y, x, w, b, N, IN, OUT, FNN_ACT_NONE);
 }
 
-/* One block of db: db[j0 : j0 + nj] += sum over rows of dy[:, j0 : j0 + nj]
-   (nj <= DB_BLOCK), the rows summed in order into a fresh accumulator. */
+/* One block of db: db[j0 : j0 + nj] (+)= sum over rows of dy[:, j0 : j0 + nj]
+   (nj <= DB_BLOCK), the rows summed in order into a fresh accumulator that
+   is added to db (add) or written over it. */
 static FNN_SIMD_CLONES void column_sums_block(float *FNN_RESTRICT db,
                                               const float *FNN_RESTRICT dy,
-                                              int64_t N, int64_t OUT, int64_t j0, int64_t nj) {
+                                              int64_t N, int64_t OUT, int64_t j0, int64_t nj,
+                                              int add) {
     float acc[DB_BLOCK];
     for (int64_t j = 0; j < nj; j++) acc[j] = 0.0f;
     for (int64_t i = 0; i < N; i++) {
         const float *row = dy + i * OUT + j0;
         for (int64_t j = 0; j < nj; j++) acc[j] += row[j];
     }
-    for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];
+    if (add)
+        for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];
+    else
+        for (int64_t j = 0; j < nj; j++) db[j0 + j] = acc[j];
 }
 
-/* db (OUT) += sum over rows of dy (N, OUT). Each column block sums its rows
-   into a fresh accumulator, then adds it once: db + (dy_0 + dy_1 + ...).
-   Also the db of csrc/sparse.c. */
-void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
+/* db (OUT) (+)= sum over rows of dy (N, OUT). Each column block sums its
+   rows into a fresh accumulator, then adds it once: db + (dy_0 + dy_1 +
+   ...), or writes it (equal to adding it to zeros, but for the sign of a
+   zero sum). Also the db of csrc/sparse.c. */
+static void column_sums(float *db, const float *dy, int64_t N, int64_t OUT, int add) {
     int64_t nblocks = (OUT + DB_BLOCK - 1) / DB_BLOCK;
     int nt = fnn__threads_for((double)N * (double)OUT);
     int64_t blk;
     FNN_PARALLEL_FOR(nt, blk, nblocks,
                      column_sums_block(db, dy, N, OUT, blk * DB_BLOCK,
                                        OUT - blk * DB_BLOCK < DB_BLOCK ? OUT - blk * DB_BLOCK
-                                                                       : DB_BLOCK));
+                                                                       : DB_BLOCK,
+                                       add));
+}
+
+void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
+    column_sums(db, dy, N, OUT, 1);
 }
 
 /* The backward twin of the fused forward: dz = dy * act'(y), written, and
@@ -131,7 +142,7 @@ void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
     static FNN_SIMD_CLONES void name(float *FNN_RESTRICT dz, float *FNN_RESTRICT db,       \
                                      const float *FNN_RESTRICT dy,                         \
                                      const float *FNN_RESTRICT y, int64_t N, int64_t OUT, \
-                                     int64_t j0, int64_t nj) {                             \
+                                     int64_t j0, int64_t nj, int add) {                    \
         float acc[DB_BLOCK];                                                               \
         for (int64_t j = 0; j < nj; j++) acc[j] = 0.0f;                                    \
         for (int64_t i = 0; i < N; i++) {                                                  \
@@ -143,7 +154,10 @@ void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
                 acc[j] += t;                                                               \
             }                                                                              \
         }                                                                                  \
-        for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];                             \
+        if (add)                                                                           \
+            for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];                         \
+        else                                                                               \
+            for (int64_t j = 0; j < nj; j++) db[j0 + j] = acc[j];                          \
     }
 #define RELU_GRAD(g, v) ((v) > 0.0f ? (g) : 0.0f)
 #define TANH_GRAD(g, v) ((g) * (1.0f - (v) * (v)))
@@ -153,16 +167,16 @@ ACT_GRAD_BLOCK(tanh_grad_block, TANH_GRAD)
 ACT_GRAD_BLOCK(sigmoid_grad_block, SIGMOID_GRAD)
 
 static void act_grad_block(int act, float *dz, float *db, const float *dy, const float *y,
-                           int64_t N, int64_t OUT, int64_t j0, int64_t nj) {
+                           int64_t N, int64_t OUT, int64_t j0, int64_t nj, int add) {
     switch (act) {
-    case FNN_ACT_RELU: relu_grad_block(dz, db, dy, y, N, OUT, j0, nj); break;
-    case FNN_ACT_TANH: tanh_grad_block(dz, db, dy, y, N, OUT, j0, nj); break;
-    default: sigmoid_grad_block(dz, db, dy, y, N, OUT, j0, nj); break;
+    case FNN_ACT_RELU: relu_grad_block(dz, db, dy, y, N, OUT, j0, nj, add); break;
+    case FNN_ACT_TANH: tanh_grad_block(dz, db, dy, y, N, OUT, j0, nj, add); break;
+    default: sigmoid_grad_block(dz, db, dy, y, N, OUT, j0, nj, add); break;
     }
 }
 
 fnn_status fnn__act_backward_bias(float *dz, float *db, const float *dy, const float *y,
-                                  int64_t N, int64_t OUT, int act) {
+                                  int64_t N, int64_t OUT, int act, int add) {
     fnn_status s = fnn__check_2d(N, OUT);
     if (s != FNN_OK) return s;
     if (N == 0 || OUT == 0) return FNN_OK;
@@ -174,16 +188,17 @@ fnn_status fnn__act_backward_bias(float *dz, float *db, const float *dy, const f
     FNN_PARALLEL_FOR(nt, blk, nblocks,
                      act_grad_block(act, dz, db, dy, y, N, OUT, blk * DB_BLOCK,
                                     OUT - blk * DB_BLOCK < DB_BLOCK ? OUT - blk * DB_BLOCK
-                                                                    : DB_BLOCK));
+                                                                    : DB_BLOCK,
+                                    add));
     return FNN_OK;
 }
 
 /* dx (N, IN) = dy (N, OUT) . w^T   (overwritten; NULL: skipped)
    dw (IN, OUT) += x^T . dy         (accumulated)
    db (OUT) += sum_rows dy          (accumulated; NULL: no bias) */
-fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
-                              const float *dy, const float *x, const float *w,
-                              int64_t N, int64_t IN, int64_t OUT) {
+fnn_status fnn__dense_backward_to(float *dx, float *dw, float *db, const float *dy,
+                                  const float *x, const float *w, int64_t N, int64_t IN,
+                                  int64_t OUT, int add) {
     fnn_status s = check_sizes(N, IN, OUT);
     if (s != FNN_OK) return s;
     int64_t nx = N * IN, nw = IN * OUT, ny = N * OUT;
@@ -194,9 +209,16 @@ fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
         if (s != FNN_OK) return s;
     }
     if (nw > 0) {
-        s = fnn_sgemm(1, 0, IN, OUT, N, 1.0f, x, IN, dy, OUT, 1.0f, dw, OUT);
+        s = fnn_sgemm(1, 0, IN, OUT, N, 1.0f, x, IN, dy, OUT, add ? 1.0f : 0.0f, dw, OUT);
         if (s != FNN_OK) return s;
     }
-    if (db && ny > 0) fnn__column_sums_add(db, dy, N, OUT);
+    /* with no rows, a written db is zeros (column_sums reads no dy) */
+    if (db && (ny > 0 || !add)) column_sums(db, dy, N, OUT, add);
     return FNN_OK;
+}
+
+fnn_status fnn_dense_backward(float *dx, float *dw, float *db,
+                              const float *dy, const float *x, const float *w,
+                              int64_t N, int64_t IN, int64_t OUT) {
+    return fnn__dense_backward_to(dx, dw, db, dy, x, w, N, IN, OUT, 1);
 }

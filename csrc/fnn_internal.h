@@ -234,9 +234,16 @@ fnn_status fnn__dense_forward_act(float *y, const float *x, const float *w, cons
 void fnn__act_inplace(float *y, int64_t N, int64_t OUT, int act);
 
 /* dz (N, OUT) = dy * act'(y) (written; dz, dy, y distinct) and db (OUT) +=
-   its column sums, in one pass (dense.c); bitwise fnn_<act>_backward then
+   its column sums (= when !add), in one pass (dense.c); bitwise fnn_<act>_backward then
    the bias gradient of fnn_dense_backward. act: FNN_ACT_RELU..SIGMOID. */
 fnn_status fnn__act_backward_bias(float *dz, float *db, const float *dy, const float *y,
-                                  int64_t N, int64_t OUT, int act);
+                                  int64_t N, int64_t OUT, int act, int add);
+
+/* fnn_dense_backward with dw and db ACCUMULATED (add) or OVERWRITTEN (!add,
+   equal to accumulating into zeros but for the sign of a zero sum): the
+   model's step writes each linear's gradients without zeroing them first. */
+fnn_status fnn__dense_backward_to(float *dx, float *dw, float *db, const float *dy,
+                                  const float *x, const float *w, int64_t N, int64_t IN,
+                                  int64_t OUT, int add);
 
 #endif /* FNN_INTERNAL_H */

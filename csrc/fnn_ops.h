@@ -28,12 +28,17 @@ typedef struct fnn_op_ctx {
     float *scratch;             /* (N * scratch_per_row) or NULL */
     int training;               /* 1: training behaviour (dropout active) */
     uint64_t key;               /* dropout key of this call */
+    int accumulate;             /* 1: backward adds into grads; 0 (given only to ops
+                                   with FNN_OPF_GRADS_SET): it writes them */
 } fnn_op_ctx;
 
 /* The op prefers He initialisation for a linear layer right before it. */
 #define FNN_OPF_HE_BEFORE 1
 /* The op reads fnn_op_ctx.key (the model derives one per call only for these). */
 #define FNN_OPF_KEY 2
+/* The op's backward writes its whole gradient when fnn_op_ctx.accumulate is
+   0, so the model's step need not zero it first (model.c). */
+#define FNN_OPF_GRADS_SET 4
 
 typedef struct fnn_op_def {
     const char *name;
@@ -47,8 +52,9 @@ typedef struct fnn_op_def {
                  float *buffers, uint64_t key);
     /* y (N, OUT) from x (N, IN). */
     fnn_status (*forward)(const fnn_op_ctx *c, float *y, const float *x);
-    /* dx (N, IN) OVERWRITTEN (NULL: not needed), grads ACCUMULATED, from
-       dy (N, OUT) and the forward's x and y. */
+    /* dx (N, IN) OVERWRITTEN (NULL: not needed), grads ACCUMULATED (or
+       written, see FNN_OPF_GRADS_SET), from dy (N, OUT) and the forward's x
+       and y. */
     fnn_status (*backward)(const fnn_op_ctx *c, float *dx, float *grads, const float *dy,
                            const float *x, const float *y);
 } fnn_op_def;

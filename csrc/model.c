@@ -66,6 +66,8 @@ struct fnn_model {
     int64_t g[2], layout_n;     /* ... and gradient buffers, computed for layout_n rows */
     int64_t layout_need;        /* train_layout(layout_n): the workspace it needs */
     signed char *fuse;          /* (L) FNN_ACT_* that node i (linear) applies for node i+1 */
+    int64_t *zero;              /* (2 L) runs (offset, count) of the gradient a step zeroes */
+    int32_t nzero;              /* ... their number: the params of ops that accumulate */
     void *gather;               /* fnn_model_train_epoch's batch buffers (grown once) */
     size_t gather_cap;
 };
@@ -107,6 +109,7 @@ void fnn_model_free(fnn_model *m) {
     free(m->act);
     free(m->scr);
     free(m->fuse);
+    free(m->zero);
     free(m->gather);
     free(m);
 }
@@ -165,6 +168,22 @@ static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
     }
     if (getenv("FASTNN_NO_FUSION"))   /* the unfused plan, for benchmarks and tests */
         memset(m->fuse, 0, (size_t)m->L);
+    /* The gradient runs a step zeroes before backward: the parameters of
+       ops that accumulate into their gradient. A linear (FNN_OPF_GRADS_SET)
+       writes its dw and db, fused or not, and needs no pass of its own. */
+    m->nzero = 0;
+    for (int32_t i = 0; i < m->L; i++) {
+        const fnn_node_info *inf = &m->info[i];
+        if (inf->num_params == 0 || (m->defs[i]->flags & FNN_OPF_GRADS_SET)) continue;
+        int64_t *run = m->zero + 2 * (m->nzero - 1);
+        if (m->nzero > 0 && run[0] + run[1] == inf->param_offset) {
+            run[1] += inf->num_params;
+        } else {
+            m->zero[2 * m->nzero] = inf->param_offset;
+            m->zero[2 * m->nzero + 1] = inf->num_params;
+            m->nzero++;
+        }
+    }
     return FNN_OK;
 }
 
@@ -197,9 +216,10 @@ static fnn_status new_layout(fnn_model **out, const fnn_model_desc *d) {
     m->act = calloc(L + 1, sizeof *m->act);
     m->scr = calloc(L, sizeof *m->scr);
     m->fuse = calloc(L, sizeof *m->fuse);
+    m->zero = calloc(2 * L, sizeof *m->zero);
     fnn_status st;
     if (m->nodes && m->defs && m->shapes && m->numel && m->info && m->act && m->scr &&
-        m->fuse) {
+        m->fuse && m->zero) {
         memcpy(m->nodes, d->nodes, L * sizeof *m->nodes);
         st = build_layout(m, d);
     } else {
@@ -456,6 +476,7 @@ static void node_ctx(const fnn_model *m, int32_t i, int64_t n, float *scratch, i
     c->training = training;
     c->key = training && (m->defs[i]->flags & FNN_OPF_KEY)
                  ? fnn_dropout_key(m->seed, i, m->counter + 1) : 0;
+    c->accumulate = 1;
 }
 
 /* Prefix "node i (op): " to the message of a failed kernel call. */
@@ -600,9 +621,14 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
     if (st == FNN_ERR_LABEL)
         fnn__error(st, "label at row %lld is out of range for %lld classes",
                    (long long)r->bad_index, (long long)m->numel[L]);
-    /* backward: parameter gradients accumulate into the zeroed flat buffer */
+    /* backward: each linear writes its parameter gradients; the other ops
+       accumulate into their zeroed runs, as does a sparse first linear */
     if (st == FNN_OK) {
-        if (m->P > 0) memset(m->grads, 0, (size_t)m->P * sizeof(float));
+        for (int32_t z = 0; z < m->nzero; z++)
+            memset(m->grads + m->zero[2 * z], 0, (size_t)m->zero[2 * z + 1] * sizeof(float));
+        if (xs && m->info[0].num_params > 0 && (m->defs[0]->flags & FNN_OPF_GRADS_SET))
+            memset(m->grads + m->info[0].param_offset, 0,
+                   (size_t)m->info[0].num_params * sizeof(float));
         int k = 0;
         int bias_done = 0;   /* the next node (a fused linear) has its bias gradient */
         for (int32_t i = (int32_t)L - 1; i >= 0 && st == FNN_OK; i--) {
@@ -611,6 +637,7 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
             float *gi = m->info[i].num_params ? m->grads + m->info[i].param_offset : NULL;
             const float *dy = work + g[k];
             node_ctx(m, i, n, work + scr[i], 1, &c);
+            c.accumulate = !(m->defs[i]->flags & FNN_OPF_GRADS_SET);
             if (i == 0 && xs) {
                 /* the sparse first linear layer: dw (and db unless the fused
                    activation above gave it); no dx */
@@ -626,13 +653,15 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
                 if (m->nodes[i - 1].attrs.bias) {
                     float *db = m->grads + m->info[i - 1].param_offset +
                                 m->numel[i - 1] * m->numel[i];
-                    st = fnn__act_backward_bias(dx, db, dy, y, n, m->numel[i], m->fuse[i - 1]);
+                    st = fnn__act_backward_bias(dx, db, dy, y, n, m->numel[i], m->fuse[i - 1],
+                                                !(m->defs[i - 1]->flags & FNN_OPF_GRADS_SET));
                     bias_done = 1;
                 } else {
                     st = m->defs[i]->backward(&c, dx, gi, dy, y, y);
                 }
             } else if (bias_done) {
-                st = fnn_dense_backward(dx, gi, NULL, dy, xi, c.params, n, c.IN, c.OUT);
+                st = fnn__dense_backward_to(dx, gi, NULL, dy, xi, c.params, n, c.IN, c.OUT,
+                                            c.accumulate);
                 bias_done = 0;
             } else {
                 st = m->defs[i]->backward(&c, dx, gi, dy, xi, work + act[i + 1]);

@@ -140,8 +140,8 @@ static fnn_status linear_forward(const fnn_op_ctx *c, float *y, const float *x) 
 static fnn_status linear_backward(const fnn_op_ctx *c, float *dx, float *grads,
                                   const float *dy, const float *x, const float *y) {
     (void)y;
-    return fnn_dense_backward(dx, grads, c->attrs->bias ? grads + c->IN * c->OUT : NULL,
-                              dy, x, c->params, c->N, c->IN, c->OUT);
+    return fnn__dense_backward_to(dx, grads, c->attrs->bias ? grads + c->IN * c->OUT : NULL,
+                                  dy, x, c->params, c->N, c->IN, c->OUT, c->accumulate);
 }
 
 /* -------------------------------------------------------- activations */
@@ -629,7 +629,7 @@ static fnn_status conv1d_bwd(const fnn_op_ctx *c, float *dx, float *grads, const
 /* --------------------------------------------------------------- table */
 
 static const fnn_op_def OPS[] = {
-    {"linear", 0, linear_describe, linear_init, linear_forward, linear_backward},
+    {"linear", FNN_OPF_GRADS_SET, linear_describe, linear_init, linear_forward, linear_backward},
     {"relu", FNN_OPF_HE_BEFORE, same_shape, NULL, relu_fwd, relu_bwd},
     {"leaky_relu", FNN_OPF_HE_BEFORE, leaky_describe, NULL, leaky_fwd, leaky_bwd},
     {"sigmoid", 0, same_shape, NULL, sigmoid_fwd, sigmoid_bwd},
@@ -707,6 +707,7 @@ static void make_ctx(fnn_op_ctx *c, const fnn_node *node, const fnn_shape *in,
     c->scratch = scratch;
     c->training = training;
     c->key = key;
+    c->accumulate = 1;
 }
 
 /* Common checks of the one-op entry points. */

@@ -164,3 +164,34 @@ def test_epoch_rejects_bad_weights_by_data_set_row():
         a.train_epoch(X, y, None, 4, 0, 0, 1, 0.0, 0.0, 0, 0, sample_weight=w)
     with pytest.raises(ValueError, match="sample_weight must have shape \\(9,\\)"):
         a.train_epoch(X, y, None, 4, 0, 0, 1, 0.0, 0.0, 0, 0, sample_weight=w[:3])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradients_are_written_not_accumulated(fused, monkeypatch):
+    """A step zeroes only the gradient runs of ops that accumulate (here the
+    norm layers); each linear writes its dw and db, fused or not. Whatever
+    the buffer held before, the gradients are those of a fresh model."""
+    if not fused:
+        monkeypatch.setenv("FASTNN_NO_FUSION", "1")
+    nodes = [("linear", {"units": 6, "bias": 1}),
+             ("batch_norm", {"units": 6, "bias": 1, "eps": 1e-5, "momentum": 0.1, "flags": 0}),
+             ("relu", {}), ("linear", {"units": 4, "bias": 0}), ("relu", {}),
+             ("linear", {"units": 5, "bias": 1}), ("tanh", {}),
+             ("layer_norm", {"units": 5, "axis": 1, "bias": 1, "eps": 1e-5}),
+             ("linear", {"units": 3, "bias": 1})]
+    rng = np.random.default_rng(5)
+    x, y = _data(rng)
+    clean = _core.Model((5,), nodes, 3)
+    dirty = _core.Model((5,), nodes, 3)
+    for m in (clean, dirty):
+        m.set_loss("cross_entropy")
+    clean.compute_gradients(x, y, None, 0, 0)
+    g0 = clean.grads.copy()
+    assert np.all(g0 != 0.0)                       # every run is written
+    for poison in (np.nan, 7.0):
+        dirty.grads[:] = poison
+        dirty.buffers[:] = clean.buffers           # same running statistics
+        dirty.compute_gradients(x, y, None, 0, 0)
+        assert np.array_equal(dirty.grads, g0)
+    clean.compute_gradients(x, y, None, 0, 0)      # twice: still not a sum
+    assert np.array_equal(clean.grads, g0)
