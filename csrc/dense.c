@@ -95,6 +95,15 @@ fnn_status fnn_dense_forward(float *y, const float *x, const float *w,
     return fnn__dense_forward_act(y, x, w, b, N, IN, OUT, FNN_ACT_NONE);
 }
 
+/* db[0 : nj] += acc (add) or = acc: the last pass of a column block. */
+static FNN_ALWAYS_INLINE void store_sums(float *FNN_RESTRICT db, const float *FNN_RESTRICT acc,
+                                         int64_t nj, int add) {
+    if (add)
+        for (int64_t j = 0; j < nj; j++) db[j] += acc[j];
+    else
+        for (int64_t j = 0; j < nj; j++) db[j] = acc[j];
+}
+
 /* One block of db: db[j0 : j0 + nj] (+)= sum over rows of dy[:, j0 : j0 + nj]
    (nj <= DB_BLOCK), the rows summed in order into a fresh accumulator that
    is added to db (add) or written over it. */
@@ -108,10 +117,7 @@ static FNN_SIMD_CLONES void column_sums_block(float *FNN_RESTRICT db,
         const float *row = dy + i * OUT + j0;
         for (int64_t j = 0; j < nj; j++) acc[j] += row[j];
     }
-    if (add)
-        for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];
-    else
-        for (int64_t j = 0; j < nj; j++) db[j0 + j] = acc[j];
+    store_sums(db + j0, acc, nj, add);
 }
 
 /* db (OUT) (+)= sum over rows of dy (N, OUT). Each column block sums its
@@ -154,10 +160,7 @@ void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
                 acc[j] += t;                                                               \
             }                                                                              \
         }                                                                                  \
-        if (add)                                                                           \
-            for (int64_t j = 0; j < nj; j++) db[j0 + j] += acc[j];                         \
-        else                                                                               \
-            for (int64_t j = 0; j < nj; j++) db[j0 + j] = acc[j];                          \
+        store_sums(db + j0, acc, nj, add);                                                 \
     }
 #define RELU_GRAD(g, v) ((v) > 0.0f ? (g) : 0.0f)
 #define TANH_GRAD(g, v) ((g) * (1.0f - (v) * (v)))
@@ -194,8 +197,8 @@ fnn_status fnn__act_backward_bias(float *dz, float *db, const float *dy, const f
 }
 
 /* dx (N, IN) = dy (N, OUT) . w^T   (overwritten; NULL: skipped)
-   dw (IN, OUT) += x^T . dy         (accumulated)
-   db (OUT) += sum_rows dy          (accumulated; NULL: no bias) */
+   dw (IN, OUT) (+)= x^T . dy       (accumulated when add, else written)
+   db (OUT) (+)= sum_rows dy        (likewise; NULL: no bias) */
 fnn_status fnn__dense_backward_to(float *dx, float *dw, float *db, const float *dy,
                                   const float *x, const float *w, int64_t N, int64_t IN,
                                   int64_t OUT, int add) {
