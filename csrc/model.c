@@ -114,6 +114,12 @@ void fnn_model_free(fnn_model *m) {
     free(m);
 }
 
+/* 1 if node i's op writes its parameter gradients in backward
+   (FNN_OPF_GRADS_SET); 0 if it accumulates into a zeroed run. */
+static int writes_grads(const fnn_model *m, int32_t i) {
+    return (m->defs[i]->flags & FNN_OPF_GRADS_SET) != 0;
+}
+
 /* Validate the desc into m's layout arrays (already allocated). */
 static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
     char s[96];
@@ -174,7 +180,7 @@ static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
     m->nzero = 0;
     for (int32_t i = 0; i < m->L; i++) {
         const fnn_node_info *inf = &m->info[i];
-        if (inf->num_params == 0 || (m->defs[i]->flags & FNN_OPF_GRADS_SET)) continue;
+        if (inf->num_params == 0 || writes_grads(m, i)) continue;
         int64_t *run = m->zero + 2 * (m->nzero - 1);
         if (m->nzero > 0 && run[0] + run[1] == inf->param_offset) {
             run[1] += inf->num_params;
@@ -626,7 +632,7 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
     if (st == FNN_OK) {
         for (int32_t z = 0; z < m->nzero; z++)
             memset(m->grads + m->zero[2 * z], 0, (size_t)m->zero[2 * z + 1] * sizeof(float));
-        if (xs && m->info[0].num_params > 0 && (m->defs[0]->flags & FNN_OPF_GRADS_SET))
+        if (xs && m->info[0].num_params > 0 && writes_grads(m, 0))
             memset(m->grads + m->info[0].param_offset, 0,
                    (size_t)m->info[0].num_params * sizeof(float));
         int k = 0;
@@ -637,7 +643,7 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
             float *gi = m->info[i].num_params ? m->grads + m->info[i].param_offset : NULL;
             const float *dy = work + g[k];
             node_ctx(m, i, n, work + scr[i], 1, &c);
-            c.accumulate = !(m->defs[i]->flags & FNN_OPF_GRADS_SET);
+            c.accumulate = !writes_grads(m, i);
             if (i == 0 && xs) {
                 /* the sparse first linear layer: dw (and db unless the fused
                    activation above gave it); no dx */
@@ -654,7 +660,7 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
                     float *db = m->grads + m->info[i - 1].param_offset +
                                 m->numel[i - 1] * m->numel[i];
                     st = fnn__act_backward_bias(dx, db, dy, y, n, m->numel[i], m->fuse[i - 1],
-                                                !(m->defs[i - 1]->flags & FNN_OPF_GRADS_SET));
+                                                !writes_grads(m, i - 1));
                     bias_done = 1;
                 } else {
                     st = m->defs[i]->backward(&c, dx, gi, dy, y, y);
