@@ -108,31 +108,44 @@ static void max_planes(float *FNN_RESTRICT y, const float *FNN_RESTRICT x, const
 /* 2x2/2 windows inside the input: each window's 4 dx values written with bit
    masks, no branch on which element won. Random data makes that branch
    unpredictable (3 of 4 outcomes): the branchy loop plus a memset ran ~12x
-   slower than the forward on a VGG-sized tensor. The row is deinterleaved
+   slower than the forward on a VGG-sized tensor. The windows are deinterleaved
    into chunks of contiguous a, b, c, d so that the mask arithmetic
    vectorises. An element is a candidate when it equals y or is NaN (a NaN
    in the window makes y NaN, and nothing equals a NaN y); the first
    candidate of a, b, c, d wins. */
 #define POOL_CHUNK 64
+/* A chunk may run on across output rows: a plane's windows are taken in
+   row-major order, POOL_CHUNK at a time, so that narrow planes (LeNet's 14
+   and 5 windows a row) still fill the mask loop's vectors; the gather and
+   scatter loops walk each row's segment of the chunk. x, dx: the plane (row
+   stride W); y, dy: its OH * OW outputs, contiguous. */
 FNN_SIMD_CLONES
-static void max_2x2_bw_rows(float *FNN_RESTRICT d0, float *FNN_RESTRICT d1,
-                            const float *FNN_RESTRICT r0, const float *FNN_RESTRICT r1,
-                            const float *FNN_RESTRICT yr, const float *FNN_RESTRICT dyr,
-                            int64_t OW) {
+static void max_2x2_bw_plane(float *FNN_RESTRICT dx, const float *FNN_RESTRICT x,
+                             const float *FNN_RESTRICT y, const float *FNN_RESTRICT dy,
+                             int64_t W, int64_t OH, int64_t OW) {
     float a[POOL_CHUNK], b[POOL_CHUNK], c[POOL_CHUNK];
     float oa[POOL_CHUNK], ob[POOL_CHUNK], oc[POOL_CHUNK], od[POOL_CHUNK];
-    for (int64_t j0 = 0; j0 < OW; j0 += POOL_CHUNK) {
-        const int64_t n = OW - j0 < POOL_CHUNK ? OW - j0 : POOL_CHUNK;
-        const float *p0 = r0 + 2 * j0, *p1 = r1 + 2 * j0;
-        for (int64_t j = 0; j < n; j++) {
-            a[j] = p0[2 * j];
-            b[j] = p0[2 * j + 1];
-            c[j] = p1[2 * j];
+    const int64_t total = OH * OW;
+    int64_t oh = 0, ow = 0;   /* the chunk's first window */
+    for (int64_t k0 = 0; k0 < total; k0 += POOL_CHUNK) {
+        const int64_t n = total - k0 < POOL_CHUNK ? total - k0 : POOL_CHUNK;
+        int64_t h = oh, w = ow;
+        for (int64_t j = 0; j < n;) {
+            const int64_t seg = OW - w < n - j ? OW - w : n - j;
+            const float *p0 = x + 2 * h * W + 2 * w, *p1 = p0 + W;
+            for (int64_t t = 0; t < seg; t++) {
+                a[j + t] = p0[2 * t];
+                b[j + t] = p0[2 * t + 1];
+                c[j + t] = p1[2 * t];
+            }
+            j += seg;
+            if ((w += seg) == OW) { w = 0; h++; }
         }
+        const float *yr = y + k0, *dyr = dy + k0;
         for (int64_t j = 0; j < n; j++) {
-            const float m = yr[j0 + j];
+            const float m = yr[j];
             uint32_t v;
-            memcpy(&v, dyr + j0 + j, sizeof v);
+            memcpy(&v, dyr + j, sizeof v);
             const uint32_t ma = 0u - (uint32_t)((a[j] == m) | (a[j] != a[j]));
             const uint32_t mb = ~ma & (0u - (uint32_t)((b[j] == m) | (b[j] != b[j])));
             const uint32_t mc = ~ma & ~mb & (0u - (uint32_t)((c[j] == m) | (c[j] != c[j])));
@@ -142,12 +155,17 @@ static void max_2x2_bw_rows(float *FNN_RESTRICT d0, float *FNN_RESTRICT d1,
             memcpy(oc + j, t + 2, sizeof(float));
             memcpy(od + j, t + 3, sizeof(float));
         }
-        float *q0 = d0 + 2 * j0, *q1 = d1 + 2 * j0;
-        for (int64_t j = 0; j < n; j++) {
-            q0[2 * j] = oa[j];
-            q0[2 * j + 1] = ob[j];
-            q1[2 * j] = oc[j];
-            q1[2 * j + 1] = od[j];
+        for (int64_t j = 0; j < n;) {
+            const int64_t seg = OW - ow < n - j ? OW - ow : n - j;
+            float *q0 = dx + 2 * oh * W + 2 * ow, *q1 = q0 + W;
+            for (int64_t t = 0; t < seg; t++) {
+                q0[2 * t] = oa[j + t];
+                q0[2 * t + 1] = ob[j + t];
+                q1[2 * t] = oc[j + t];
+                q1[2 * t + 1] = od[j + t];
+            }
+            j += seg;
+            if ((ow += seg) == OW) { ow = 0; oh++; }
         }
     }
 }
@@ -163,12 +181,9 @@ static void max_planes_bw(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
         if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
             g->pw == 0 && 2 * OH <= H && 2 * OW <= W) {
             /* 2x2/2: disjoint windows inside the input, the first match of 4 */
-            for (int64_t oh = 0; oh < OH; oh++) {
-                float *d0 = dxp + 2 * oh * W;
-                max_2x2_bw_rows(d0, d0 + W, xp + 2 * oh * W, xp + (2 * oh + 1) * W,
-                                yp + oh * OW, dyp + oh * OW, OW);
-                for (int64_t w = 2 * OW; w < W; w++) d0[w] = d0[W + w] = 0.0f;
-            }
+            max_2x2_bw_plane(dxp, xp, yp, dyp, W, OH, OW);
+            for (int64_t h = 0; h < 2 * OH; h++)   /* columns outside every window */
+                for (int64_t w = 2 * OW; w < W; w++) dxp[h * W + w] = 0.0f;
             if (2 * OH < H)
                 memset(dxp + 2 * OH * W, 0, (size_t)((H - 2 * OH) * W) * sizeof(float));
             continue;

@@ -145,6 +145,33 @@ def test_max_pool_nan_propagates():
         assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 1] == 0
 
 
+@pytest.mark.parametrize("hw", [(2, 2), (3, 3), (4, 10), (5, 11), (10, 10), (28, 28),
+                                (7, 129), (33, 31), (16, 130), (2, 258)])
+def test_max_pool_2x2_backward_matches_reference_exactly(hw):
+    """The 2x2/2 backward takes a plane's windows in chunks that run on across
+    output rows: against the reference bit for bit, on data full of ties and
+    NaNs, with odd sizes (a last row / column outside every window, which must
+    come out 0 whatever dx held before)."""
+    rng = np.random.default_rng(hw[0] * 1000 + hw[1])
+    x = rng.integers(-2, 3, (3, 2) + hw).astype(np.float32)   # many ties
+    x[rng.random(x.shape) < 0.02] = np.nan
+    oh, ow = hw[0] // 2, hw[1] // 2
+    dy = rng.standard_normal((3, 2, oh, ow)).astype(np.float32)
+    got = {}
+    for name, mod in (("c", C), ("numpy", R)):
+        y = np.empty((3, 2, oh, ow), np.float32)
+        mod.max_pool2d_forward(y, x, 2, 2, 0, False)
+        dx = np.full_like(x, 7.0)   # poisoned: every element must be written
+        mod.max_pool2d_backward(dx, dy, x, y, 2, 2, 0, False)
+        got[name] = (y, dx)
+    np.testing.assert_array_equal(got["c"][0], got["numpy"][0])
+    np.testing.assert_array_equal(got["c"][1], got["numpy"][1])
+    assert (got["c"][1] != 7.0).all()
+    # every window's gradient lands on exactly one of its four elements
+    np.testing.assert_allclose(got["c"][1].sum(axis=(2, 3)), dy.sum(axis=(2, 3)),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_pool_kernels_same_bits_for_1_and_2_threads():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((8, 16, 17, 15)).astype(np.float32)
