@@ -139,11 +139,33 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             ext.extra_compile_args = base + (omp[0] if omp else [])
             ext.extra_link_args = (omp[1] if omp else []) + extra_ld
+        self._compile_in_parallel()
         super().build_extensions()
         if ctype == "msvc":   # Linux must work, macOS should; Windows: not yet
             warnings.warn("fastnn: the embeddable C library is not built with MSVC")
             return
         self.build_libfastnn(base, omp, extra_ld)
+
+    def _compile_in_parallel(self):
+        """Make the compiler build a multi-source call one process per file
+        at once (in the given order, so the link order is unchanged):
+        distutils compiles an extension's sources one by one, and the
+        extension has the Cython module plus every csrc file (the sanitizer
+        build of .ci/sanitize.sh spent ~5 minutes there on 2 cores)."""
+        cc = self.compiler
+        jobs = os.cpu_count() or 1
+        if jobs < 2 or getattr(cc, "_fastnn_parallel", False):
+            return
+        serial = cc.compile
+
+        def compile(sources, *args, **kwargs):
+            if len(sources) < 2:
+                return serial(sources, *args, **kwargs)
+            with ThreadPoolExecutor(min(jobs, len(sources))) as pool:
+                parts = list(pool.map(lambda src: serial([src], *args, **kwargs), sources))
+            return [o for objs in parts for o in objs]
+        cc.compile = compile
+        cc._fastnn_parallel = True
 
     # ------------------------------------------------ the embeddable library
     def _lib_files(self):
