@@ -201,19 +201,13 @@ class BuildExt(build_ext):
         objdir = os.path.join(self.build_temp, "libfastnn")
         self.mkpath(os.path.join(objdir, "csrc"))
         macros = [("FNN_BUILDING", None)]
-
-        def compile_one(src):
-            return cc.compile([src], output_dir=objdir, macros=macros,
-                              include_dirs=["csrc"], extra_postargs=cflags,
-                              debug=self.debug)
         # No Python include directories: the library must not need Python.h.
+        # One compiler process per file at once (see _compile_in_parallel).
         saved_includes, cc.include_dirs = cc.include_dirs, []
         try:
-            # One compiler process per file at once, as numpy.distutils did:
-            # the extension's own -j does not apply here.
-            jobs = max(1, min(len(csrc), os.cpu_count() or 1))
-            with ThreadPoolExecutor(jobs) as pool:
-                objects = [o for objs in pool.map(compile_one, csrc) for o in objs]
+            objects = cc.compile(csrc, output_dir=objdir, macros=macros,
+                                 include_dirs=["csrc"], extra_postargs=cflags,
+                                 debug=self.debug)
         finally:
             cc.include_dirs = saved_includes
 
