@@ -55,6 +55,11 @@ T512_INLINE void tile_12x32(const int MR_, const int NV, const int CONTIG, const
         acc0[i] = _mm512_setzero_ps();
         if (NV == 2) acc1[i] = _mm512_setzero_ps();
     }
+    /* rows 4j..4j+3 at a4[j] + {0, 1, 2, 3} ra: with a runtime row stride
+       the 12 row addresses then need 3 pointers and 2 index registers
+       (ra, 3 ra: x86 scales 1, 2, 4, 8), not 12 offsets that spill */
+    const float *a4[3] = {a, a + 4 * ra, a + 8 * ra};
+    const int64_t ra3 = 3 * ra;
 #pragma GCC unroll 2
     for (int64_t p = 0; p < k; p++) {
         if (PF) {
@@ -65,11 +70,16 @@ T512_INLINE void tile_12x32(const int MR_, const int NV, const int CONTIG, const
         __m512 b1 = NV == 2 ? _mm512_maskz_loadu_ps(m1, b + 16) : b0;
 #pragma GCC unroll 12
         for (int i = 0; i < MR_; i++) {
-            __m512 ai = _mm512_set1_ps(a[i * ra]);
+            const float *ar = a4[i >> 2];
+            __m512 ai = _mm512_set1_ps(CONTIG ? a[i] : (i & 3) == 0 ? ar[0] : (i & 3) == 1 ? ar[ra]
+                                                      : (i & 3) == 2 ? ar[2 * ra] : ar[ra3]);
             acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
             if (NV == 2) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
         a += csa;
+        a4[0] += csa;
+        a4[1] += csa;
+        a4[2] += csa;
         b += rsb;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
