@@ -26,10 +26,13 @@
  * plain-C direct loop (no FMA: -ffp-contract=off) measured 3-8x slower than
  * im2col + GEMM on LeNet's 1->6 and 6->16 5x5 at batch 64; the intrinsics
  * version is ~2x faster on 1->6 and is not used for 6->16 (P = 100).
+ * Otherwise dW by per-sample GEMMs: with <= 32 output channels per group as
+ * dW^T = col . dy^T (dwt_block), else as dy . col^T (dw_block).
  * dx always takes the GEMM + col2im way.
  * Forward and dx split the samples over threads (each sample written by one
- * thread); dW splits its columns into fixed blocks (dw_block; dw_dot and
- * dw_direct: fixed tiles) and every block adds the samples in order 0..N-1
+ * thread); dW splits its columns into blocks (dw_block: fixed; dwt_block:
+ * sized by the thread count, which the per-element FMA order does not see;
+ * dw_dot and dw_direct: fixed tiles) and every block adds the samples in order 0..N-1
  * (one GEMM per sample and group, beta 1; or one register tile); db sums
  * in a fixed order: the bits do not depend on threads.
  */
@@ -653,6 +656,46 @@ static void dw_block(float *dw, const float *dy, const float *x, const float *sc
         }
 }
 
+/* dW_g^T rows [k0, k1) for Og <= DWT_MAX_O output channels per group:
+   T (k1-k0, Og) = dW_g[:, k0:k1]^T, then T += col_ng[k0:k1] . dy_ng^T for
+   n = 0..N-1 in order (one GEMM per sample and group, beta 1), then
+   dW_g[:, k0:k1] = T^T. The products of dw_block (dy . col^T) with the
+   operands swapped: per element of dW the same FMAs over p in the same
+   order and the same beta-1 add per sample (gemm_internal.h's contract),
+   so the same bits. The GEMM's transposing pack then takes dy (Og x P)
+   once per block of rows instead of col (Kg x P): less whenever the block
+   has more rows than Og. With <= 16 channels each row of T is one full
+   vector: LeNet's conv2 (Og 16, Kg 150, P 100) had 2 row tiles (12 + 4) and
+   5 column blocks per sample, and a 150 x 100 transpose. bench/conv_dw.py,
+   1 thread, batch 64 (im2col included): LeNet's conv2 0.96-0.99 -> 0.85-0.91
+   ms, VGG's 32 -> 32 at 32 x 32 (Og 32, Kg 288, P 1024) 56-59 -> 47-50 ms;
+   3 -> 32 unchanged; at Og = 64 (32 -> 64, 64 -> 64 at 16 x 16) no gain or
+   2-4% slower, hence DWT_MAX_O. T lives on the stack: DWT_T_FLOATS floats,
+   at least 256 rows of it. */
+#define DWT_MAX_O 32
+#define DWT_T_FLOATS 8192
+static void dwt_block(float *dw, const float *dy, const float *x, const float *scratch,
+                      const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
+    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t R = k1 - k0;
+    const int pw = pointwise(g);
+    float T[DWT_T_FLOATS];
+    for (int64_t q = 0; q < g->G; q++) {
+        float *dwq = dw + q * Og * Kg + k0;
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t k = 0; k < R; k++) T[k * Og + o] = dwq[o * Kg + k];
+        for (int64_t n = 0; n < N; n++) {
+            const float *src = pw ? x + n * IN + q * Cg * P
+                                  : scratch + n * fnn__conv_scratch(g) + q * Kg * P;
+            fnn_sgemm(0, 1, R, Og, P, 1.0f, src + k0 * P, P, dy + n * OUT + q * Og * P, P,
+                      1.0f, T, Og);
+        }
+        for (int64_t o = 0; o < Og; o++)
+            for (int64_t k = 0; k < R; k++) dwq[o * Kg + k] = T[k * Og + o];
+    }
+}
+
 /* sum of d[0..n) with 8 partial sums in a fixed order (vectorisable, and the
    same bits on every ISA) */
 FNN_SIMD_CLONES
@@ -687,7 +730,19 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         FNN_PARALLEL_FOR(ntw, t, units, dw_tiles_unit(dw, dy, x, scratch, g, t, N, direct));
     } else
 #endif
-    if (dw) {
+    if (dw && g->O / g->G <= DWT_MAX_O) {
+        /* rows of dW^T in blocks of about Kg / nt (a multiple of 16), at most
+           what T holds: every element's bits are those of any other split */
+        int64_t rows = ((Kg + nt - 1) / nt + 15) / 16 * 16;
+        const int64_t cap = DWT_T_FLOATS / (g->O / g->G) / 16 * 16;
+        if (rows > cap) rows = cap;
+        const int64_t nb = (Kg + rows - 1) / rows;
+        int ntw = nt < nb ? nt : (int)nb;
+        int64_t b;
+        FNN_PARALLEL_FOR(ntw, b, nb,
+            dwt_block(dw, dy, x, scratch, g, b * rows,
+                      (b + 1) * rows < Kg ? (b + 1) * rows : Kg, N));
+    } else if (dw) {
         /* fixed blocks of DW_BLOCK columns of dW (Kg), one thread each: the same
            GEMM calls, hence the same bits, for any thread count */
         const int64_t nb = (Kg + DW_BLOCK - 1) / DW_BLOCK;
