@@ -2,9 +2,12 @@
  * vmath.h -- expf and tanhf written so that gcc vectorises the loops that
  * call them (libm's are opaque calls, one element at a time).
  *
- * Branch-free: clamps and selects only, no -ffast-math. Accuracy (measured
- * against float64 on 2^26 spread inputs, tests/c/test_core.c and
- * tests/test_activations.py): fnn__expf <= 2 ulp, fnn__tanhf <= 3 ulp.
+ * Branch-free: clamps and selects only, no -ffast-math. Accuracy against
+ * float64 on every 61st float32 of both signs (70 million inputs), largest
+ * error: fnn__expf 1.17 ulp, fnn__tanhf 1.29, fnn__sigmoidf 2.33.
+ * tests/test_activations.py asserts tanh <= 1.5 and sigmoid <= 2.5 ulp on
+ * the vectorised kernels over every 2039th float; fnn__expf is only called
+ * with arguments <= 0 (sigmoid, GELU, softmax), so sigmoid covers it.
  * NaN propagates; exp(+inf) = +inf, exp(-inf) = 0; tanh(+-inf) = +-1.
  *
  * expf: e^x = 2^k e^r with k = round(x / ln 2) and r = x - k ln 2 (ln 2
