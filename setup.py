@@ -302,6 +302,8 @@ extensions = [
     Extension(
         "fastnn._core",
         sources=[os.path.join("fastnn", "_core.pyx")] + csrc,
+        # a header edit (vmath.h's functions are inlined everywhere) rebuilds too
+        depends=sorted(glob.glob(os.path.join("csrc", "*.h"))),
         include_dirs=["csrc", np.get_include()],
         # FNN_STATIC: the core compiled into the extension exports nothing, so
         # an application that links libfastnn and embeds Python keeps one copy each
