@@ -57,8 +57,9 @@ T512_INLINE void tile_12x32(const int MR_, const int NV, const int CONTIG, const
     }
     /* rows 4j..4j+3 at a4[j] + {0, 1, 2, 3} ra: with a runtime row stride
        the 12 row addresses then need 3 pointers and 2 index registers
-       (ra, 3 ra: x86 scales 1, 2, 4, 8), not 12 offsets that spill */
-    const float *a4[3] = {a, a + 4 * ra, a + 8 * ra};
+       (ra, 3 ra: x86 scales 1, 2, 4, 8), not 12 offsets that spill; a
+       pointer past the tile's rows is never formed */
+    const float *a4[3] = {a, MR_ > 4 ? a + 4 * ra : a, MR_ > 8 ? a + 8 * ra : a};
     const int64_t ra3 = 3 * ra;
 #pragma GCC unroll 2
     for (int64_t p = 0; p < k; p++) {
@@ -71,8 +72,10 @@ T512_INLINE void tile_12x32(const int MR_, const int NV, const int CONTIG, const
 #pragma GCC unroll 12
         for (int i = 0; i < MR_; i++) {
             const float *ar = a4[i >> 2];
-            __m512 ai = _mm512_set1_ps(CONTIG ? a[i] : (i & 3) == 0 ? ar[0] : (i & 3) == 1 ? ar[ra]
-                                                      : (i & 3) == 2 ? ar[2 * ra] : ar[ra3]);
+            const float ae = CONTIG ? a[i]
+                           : (i & 3) == 0 ? ar[0] : (i & 3) == 1 ? ar[ra]
+                           : (i & 3) == 2 ? ar[2 * ra] : ar[ra3];
+            __m512 ai = _mm512_set1_ps(ae);
             acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
             if (NV == 2) acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
         }
