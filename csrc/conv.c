@@ -638,22 +638,28 @@ static void dx_samples(float *dx, const float *dy, const float *w, float *scratc
     }
 }
 
+/* The (Kg, P) patch matrix of sample n and group q that dW reads: x itself
+   for a pointwise conv, else the forward's col in scratch. */
+static const float *dw_patches(const fnn_conv_geom *g, const float *x, const float *scratch,
+                               int64_t n, int64_t q) {
+    const int64_t Cg = g->C / g->G, P = g->OH * g->OW;
+    if (pointwise(g)) return x + n * g->C * g->H * g->W + q * Cg * P;
+    return scratch + n * fnn__conv_scratch(g) + q * Cg * g->KH * g->KW * P;
+}
+
 /* dW[:, b DW_BLOCK .. (b+1) DW_BLOCK) += sum over samples n = 0..N-1 in order of
    dy_n . col_n^T, per group */
 #define DW_BLOCK 32
 static void dw_block(float *dw, const float *dy, const float *x, const float *scratch,
                      const fnn_conv_geom *g, int64_t b, int64_t N) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
-    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t Kg = Cg * g->KH * g->KW, OUT = g->O * P;
     const int64_t k0 = b * DW_BLOCK, k1 = k0 + DW_BLOCK < Kg ? k0 + DW_BLOCK : Kg;
-    const int pw = pointwise(g);
     for (int64_t n = 0; n < N; n++)
-        for (int64_t q = 0; q < g->G; q++) {
-            const float *src = pw ? x + n * IN + q * Cg * P
-                                  : scratch + n * fnn__conv_scratch(g) + q * Kg * P;
-            fnn_sgemm(0, 1, Og, k1 - k0, P, 1.0f, dy + n * OUT + q * Og * P, P, src + k0 * P,
-                      P, 1.0f, dw + q * Og * Kg + k0, Kg);
-        }
+        for (int64_t q = 0; q < g->G; q++)
+            fnn_sgemm(0, 1, Og, k1 - k0, P, 1.0f, dy + n * OUT + q * Og * P, P,
+                      dw_patches(g, x, scratch, n, q) + k0 * P, P, 1.0f,
+                      dw + q * Og * Kg + k0, Kg);
 }
 
 /* dW_g^T rows [k0, k1) for Og <= DWT_MAX_O output channels per group:
@@ -677,20 +683,16 @@ static void dw_block(float *dw, const float *dy, const float *x, const float *sc
 static void dwt_block(float *dw, const float *dy, const float *x, const float *scratch,
                       const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
-    const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
+    const int64_t Kg = Cg * g->KH * g->KW, OUT = g->O * P;
     const int64_t R = k1 - k0;
-    const int pw = pointwise(g);
     float T[DWT_T_FLOATS];
     for (int64_t q = 0; q < g->G; q++) {
         float *dwq = dw + q * Og * Kg + k0;
         for (int64_t o = 0; o < Og; o++)
             for (int64_t k = 0; k < R; k++) T[k * Og + o] = dwq[o * Kg + k];
-        for (int64_t n = 0; n < N; n++) {
-            const float *src = pw ? x + n * IN + q * Cg * P
-                                  : scratch + n * fnn__conv_scratch(g) + q * Kg * P;
-            fnn_sgemm(0, 1, R, Og, P, 1.0f, src + k0 * P, P, dy + n * OUT + q * Og * P, P,
-                      1.0f, T, Og);
-        }
+        for (int64_t n = 0; n < N; n++)
+            fnn_sgemm(0, 1, R, Og, P, 1.0f, dw_patches(g, x, scratch, n, q) + k0 * P, P,
+                      dy + n * OUT + q * Og * P, P, 1.0f, T, Og);
         for (int64_t o = 0; o < Og; o++)
             for (int64_t k = 0; k < R; k++) dwq[o * Kg + k] = T[k * Og + o];
     }
