@@ -13,7 +13,6 @@ workspace): use it to compare fastnn builds, not as fastnn vs PyTorch.
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -21,6 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import fastnn as fnn  # noqa: E402 (the source tree first)
 from fastnn import _core as C  # noqa: E402
+from pool_norm import best  # noqa: E402 (bench/pool_norm.py: best of rounds, ms a call)
 
 # (name, x shape, weight shape, padding)
 SHAPES = [("lenet conv1", (64, 1, 28, 28), (6, 1, 5, 5), 2),
@@ -30,17 +30,6 @@ SHAPES = [("lenet conv1", (64, 1, 28, 28), (6, 1, 5, 5), 2),
           ("vgg 32->64", (64, 32, 16, 16), (64, 32, 3, 3), 1),
           ("vgg 64->64", (64, 64, 16, 16), (64, 64, 3, 3), 1),
           ("vgg 64->128", (64, 64, 8, 8), (128, 64, 3, 3), 1)]
-
-
-def best(f, rounds, reps=10):
-    f()
-    out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(reps):
-            f()
-        out.append((time.perf_counter() - t) / reps * 1e3)
-    return min(out)
 
 
 def main():
@@ -63,7 +52,8 @@ def main():
         oh = xs[2] + 2 * pad - ws[2] + 1
         dy = rng.standard_normal((xs[0], ws[0], oh, oh)).astype(np.float32)
         dw, db = np.zeros_like(w), np.zeros(ws[0], np.float32)
-        ours = best(lambda: C.conv2d_backward(None, dw, db, dy, x, w, 1, pad, 1, 1), a.rounds)
+        ours = best(lambda: C.conv2d_backward(None, dw, db, dy, x, w, 1, pad, 1, 1),
+                    a.rounds, reps=10)
         row = f"| {name} {xs}->{ws} | {ours:.3f} |"
         if torch is not None:
             tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
@@ -71,7 +61,7 @@ def main():
             def tw():
                 torch.nn.grad.conv2d_weight(tx, ws, tdy, padding=pad)
                 tdy.sum(dim=(0, 2, 3))
-            theirs = best(tw, a.rounds)
+            theirs = best(tw, a.rounds, reps=10)
             row += f" {theirs:.3f} | {theirs / ours:.2f}x |"
         else:
             row += " n/a | n/a |"
