@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "fnn_internal.h"
+#include "gemm_internal.h"   /* FNN_GEMM_X86, the chosen ISA */
 
 int64_t fnn_pool_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int ceil_mode) {
     if (in < 1 || k < 1 || s < 1 || p < 0 || p > k / 2) return -1;
@@ -59,17 +60,201 @@ static fnn_status geom(pool_geom *g, int64_t NC, int64_t H, int64_t W, const int
     return FNN_OK;
 }
 
+/* the 2x2/2 window without padding, every window inside the input */
+static int is_2x2(const pool_geom *g) {
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
+           g->pw == 0 && 2 * g->OH <= g->H && 2 * g->OW <= g->W;
+}
+
+/* ------------------------------------------- 2x2/2 max pool on AVX-512 */
+/* The 2x2/2 window inside the input on AVX-512 (when the SGEMM kernel chosen
+   is the AVX-512 one, so FASTNN_ISA caps this path too): 16 windows of an
+   output row at a time, their 32 input columns of each row loaded with a
+   mask (a row's tail needs no scalar loop) and split into even and odd
+   columns with two permutes; backward interleaves its 4 outputs back the
+   same way. The comparisons and selects are the scalar loops' own, lane by
+   lane (forward: a later element wins on > or when it is NaN; backward: the
+   first element equal to y or NaN gets dy, the others +0), so the bits are
+   those of max_planes / max_2x2_bw_plane. */
+#ifdef FNN_GEMM_X86
+#include <immintrin.h>
+#define POOL_T512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+
+static int pool_avx512(void) {
+    return fnn__sgemm_kernel_get() == &fnn__sgemm_kernel_avx512;
+}
+
+/* the even (*a) and odd (*b) columns of p[0 .. 2n), n <= 16 windows */
+static inline POOL_T512 void split_pairs(const float *p, int64_t n, __m512 *a, __m512 *b) {
+    const __mmask16 lo = n >= 8 ? (__mmask16)0xFFFF : (__mmask16)((1u << (2 * n)) - 1);
+    const __mmask16 hi = n > 8 ? (__mmask16)((1u << (2 * n - 16)) - 1) : (__mmask16)0;
+    const __m512 v0 = _mm512_maskz_loadu_ps(lo, p), v1 = _mm512_maskz_loadu_ps(hi, p + 16);
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                         28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                         29, 31);
+    *a = _mm512_permutex2var_ps(v0, ev, v1);
+    *b = _mm512_permutex2var_ps(v0, od, v1);
+}
+
+/* p[0 .. 2n) = a0 b0 a1 b1 ... (n <= 16 windows) */
+static inline POOL_T512 void store_pairs(float *p, int64_t n, __m512 a, __m512 b) {
+    const __mmask16 lo = n >= 8 ? (__mmask16)0xFFFF : (__mmask16)((1u << (2 * n)) - 1);
+    const __mmask16 hi = n > 8 ? (__mmask16)((1u << (2 * n - 16)) - 1) : (__mmask16)0;
+    const __m512i il0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
+                                          23);
+    const __m512i il1 = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                          15, 31);
+    _mm512_mask_storeu_ps(p, lo, _mm512_permutex2var_ps(a, il0, b));
+    _mm512_mask_storeu_ps(p + 16, hi, _mm512_permutex2var_ps(a, il1, b));
+}
+
+/* Two output rows of n <= 8 windows each in one vector: lanes [0, n) from
+   p0's pairs, lanes [8, 8 + n) from p1's; *a even columns, *b odd. */
+static inline POOL_T512 void split_two_rows(const float *p0, const float *p1, int64_t n,
+                                            __m512 *a, __m512 *b) {
+    const __mmask16 k = (__mmask16)((1u << (2 * n)) - 1);
+    const __m512 v0 = _mm512_maskz_loadu_ps(k, p0), v1 = _mm512_maskz_loadu_ps(k, p1);
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                         28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                         29, 31);
+    *a = _mm512_permutex2var_ps(v0, ev, v1);
+    *b = _mm512_permutex2var_ps(v0, od, v1);
+}
+
+/* the inverse: p0[0 .. 2n) = a0 b0 ... from lanes [0, n), p1 from [8, 8 + n) */
+static inline POOL_T512 void store_two_rows(float *p0, float *p1, int64_t n, __m512 a,
+                                            __m512 b) {
+    const __mmask16 k = (__mmask16)((1u << (2 * n)) - 1);
+    const __m512i il0 = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7,
+                                          23);
+    const __m512i il1 = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                          15, 31);
+    _mm512_mask_storeu_ps(p0, k, _mm512_permutex2var_ps(a, il0, b));
+    _mm512_mask_storeu_ps(p1, k, _mm512_permutex2var_ps(a, il1, b));
+}
+
+/* v wins over m: v > m, or v is NaN */
+static inline POOL_T512 __mmask16 wins(__m512 v, __m512 m) {
+    return (__mmask16)(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                       _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+}
+
+/* v is the window's max y: equal to it, or NaN */
+static inline POOL_T512 __mmask16 is_max(__m512 v, __m512 y) {
+    return (__mmask16)(_mm512_cmp_ps_mask(v, y, _CMP_EQ_OQ) |
+                       _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+}
+
+/* rows: OH output rows of OW windows, input rows 2 oh and 2 oh + 1 at x +
+   2 oh W (several whole planes in a row when H = 2 OH and W = 2 OW) */
+static POOL_T512 void max_2x2_fwd_rows_avx512(float *FNN_RESTRICT y,
+                                              const float *FNN_RESTRICT x, int64_t W,
+                                              int64_t OH, int64_t OW) {
+    int64_t oh = 0;
+    if (OW <= 8) {   /* narrow rows: two output rows a vector */
+        const __mmask16 k2 = (__mmask16)((1u << (2 * OW)) - 1);
+        const __mmask16 kx = (__mmask16)(((1u << OW) - 1) * 0x101u);
+        for (; oh + 1 < OH; oh += 2) {
+            const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+            __m512 a, b, c, d;
+            split_two_rows(r0, r0 + 2 * W, OW, &a, &b);
+            split_two_rows(r1, r1 + 2 * W, OW, &c, &d);
+            __m512 m = _mm512_mask_mov_ps(a, wins(b, a), b);
+            m = _mm512_mask_mov_ps(m, wins(c, m), c);
+            m = _mm512_mask_mov_ps(m, wins(d, m), d);
+            _mm512_mask_storeu_ps(y + oh * OW, k2, _mm512_maskz_compress_ps(kx, m));
+        }
+    }
+    for (; oh < OH; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            const int64_t n = OW - ow < 16 ? OW - ow : 16;
+            __m512 a, b, c, d;
+            split_pairs(r0 + 2 * ow, n, &a, &b);
+            split_pairs(r1 + 2 * ow, n, &c, &d);
+            __m512 m = _mm512_mask_mov_ps(a, wins(b, a), b);
+            m = _mm512_mask_mov_ps(m, wins(c, m), c);
+            m = _mm512_mask_mov_ps(m, wins(d, m), d);
+            _mm512_mask_storeu_ps(y + oh * OW + ow, (__mmask16)((1u << n) - 1), m);
+        }
+    }
+}
+
+/* dx of max_2x2_fwd_rows_avx512's rows; y, dy: its outputs */
+static POOL_T512 void max_2x2_bw_rows_avx512(float *FNN_RESTRICT dx,
+                                             const float *FNN_RESTRICT x,
+                                             const float *FNN_RESTRICT y,
+                                             const float *FNN_RESTRICT dy, int64_t W,
+                                             int64_t OH, int64_t OW) {
+    int64_t oh = 0;
+    if (OW <= 8) {   /* narrow rows: two output rows a vector */
+        const __mmask16 k2 = (__mmask16)((1u << (2 * OW)) - 1);
+        const __mmask16 kx = (__mmask16)(((1u << OW) - 1) * 0x101u);
+        for (; oh + 1 < OH; oh += 2) {
+            const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+            float *q0 = dx + 2 * oh * W, *q1 = q0 + W;
+            __m512 a, b, c, d;
+            split_two_rows(r0, r0 + 2 * W, OW, &a, &b);
+            split_two_rows(r1, r1 + 2 * W, OW, &c, &d);
+            const __m512 m = _mm512_maskz_expand_ps(kx, _mm512_maskz_loadu_ps(k2, y + oh * OW));
+            const __m512 g = _mm512_maskz_expand_ps(kx, _mm512_maskz_loadu_ps(k2, dy + oh * OW));
+            const __mmask16 ka = is_max(a, m);
+            const __mmask16 kb = (__mmask16)(~ka & is_max(b, m));
+            const __mmask16 kc = (__mmask16)(~(ka | kb) & is_max(c, m));
+            const __mmask16 kd = (__mmask16)~(ka | kb | kc);
+            store_two_rows(q0, q0 + 2 * W, OW, _mm512_maskz_mov_ps(ka, g),
+                           _mm512_maskz_mov_ps(kb, g));
+            store_two_rows(q1, q1 + 2 * W, OW, _mm512_maskz_mov_ps(kc, g),
+                           _mm512_maskz_mov_ps(kd, g));
+        }
+    }
+    for (; oh < OH; oh++) {
+        const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+        float *q0 = dx + 2 * oh * W, *q1 = q0 + W;
+        for (int64_t ow = 0; ow < OW; ow += 16) {
+            const int64_t n = OW - ow < 16 ? OW - ow : 16;
+            const __mmask16 mn = (__mmask16)((1u << n) - 1);
+            __m512 a, b, c, d;
+            split_pairs(r0 + 2 * ow, n, &a, &b);
+            split_pairs(r1 + 2 * ow, n, &c, &d);
+            const __m512 m = _mm512_maskz_loadu_ps(mn, y + oh * OW + ow);
+            const __m512 g = _mm512_maskz_loadu_ps(mn, dy + oh * OW + ow);
+            const __mmask16 ka = is_max(a, m);
+            const __mmask16 kb = (__mmask16)(~ka & is_max(b, m));
+            const __mmask16 kc = (__mmask16)(~(ka | kb) & is_max(c, m));
+            const __mmask16 kd = (__mmask16)~(ka | kb | kc);
+            store_pairs(q0 + 2 * ow, n, _mm512_maskz_mov_ps(ka, g), _mm512_maskz_mov_ps(kb, g));
+            store_pairs(q1 + 2 * ow, n, _mm512_maskz_mov_ps(kc, g), _mm512_maskz_mov_ps(kd, g));
+        }
+    }
+}
+#endif
+
 /* ------------------------------------------------------------ max pool */
 
 static void max_planes(float *FNN_RESTRICT y, const float *FNN_RESTRICT x, const pool_geom *g,
                        int64_t lo, int64_t hi) {
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+#ifdef FNN_GEMM_X86
+    const int avx512 = pool_avx512() && is_2x2(g);
+    if (avx512 && H == 2 * OH && W == 2 * OW) {   /* the planes' rows follow on */
+        max_2x2_fwd_rows_avx512(y + lo * OH * OW, x + lo * H * W, W, (hi - lo) * OH, OW);
+        return;
+    }
+#endif
     for (int64_t q = lo; q < hi; q++) {
         const float *xp = x + q * H * W;
         float *yp = y + q * OH * OW;
-        if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
-            g->pw == 0 && 2 * OH <= H && 2 * OW <= W) {
+        if (is_2x2(g)) {
             /* the common 2x2/2 window, always inside: no clipping */
+#ifdef FNN_GEMM_X86
+            if (avx512) {
+                max_2x2_fwd_rows_avx512(yp, xp, W, OH, OW);
+                continue;
+            }
+#endif
             for (int64_t oh = 0; oh < OH; oh++) {
                 const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
                 float *yr = yp + oh * OW;
@@ -174,13 +359,24 @@ static void max_planes_bw(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
                           const float *FNN_RESTRICT x, const float *FNN_RESTRICT y,
                           const pool_geom *g, int64_t lo, int64_t hi) {
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
+#ifdef FNN_GEMM_X86
+    const int avx512 = pool_avx512() && is_2x2(g);
+    if (avx512 && H == 2 * OH && W == 2 * OW) {   /* the planes' rows follow on */
+        max_2x2_bw_rows_avx512(dx + lo * H * W, x + lo * H * W, y + lo * OH * OW,
+                               dy + lo * OH * OW, W, (hi - lo) * OH, OW);
+        return;
+    }
+#endif
     for (int64_t q = lo; q < hi; q++) {
         const float *xp = x + q * H * W;
         const float *yp = y + q * OH * OW, *dyp = dy + q * OH * OW;
         float *dxp = dx + q * H * W;
-        if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
-            g->pw == 0 && 2 * OH <= H && 2 * OW <= W) {
+        if (is_2x2(g)) {
             /* 2x2/2: disjoint windows inside the input, the first match of 4 */
+#ifdef FNN_GEMM_X86
+            if (avx512) max_2x2_bw_rows_avx512(dxp, xp, yp, dyp, W, OH, OW);
+            else
+#endif
             max_2x2_bw_plane(dxp, xp, yp, dyp, W, OH, OW);
             for (int64_t h = 0; h < 2 * OH; h++)   /* columns outside every window */
                 for (int64_t w = 2 * OW; w < W; w++) dxp[h * W + w] = 0.0f;
@@ -215,7 +411,10 @@ static void max_planes_bw(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
    csrc/activations.c's COST_CHEAP): max pooling measured 0.16-0.29 ns forward
    and 0.33-0.79 ns backward a window element on 1 thread (2x2 windows, LeNet
    and VGG shapes), i.e. about 16-29 and 33-79 GEMM flops at 100 GFLOPS; at 1,
-   LeNet's pool backward (133 us) ran on one thread. */
+   LeNet's pool backward (133 us) ran on one thread. The AVX-512 2x2/2 path
+   measured 0.10-0.13 ns forward and 0.18-0.25 backward in cache (LeNet's
+   two pools), about twice that inside a training step, where x comes from
+   memory: the same thresholds still split it from about 10 us. */
 #define MAX_FWD_COST 16.0
 #define MAX_BWD_COST 32.0
 

@@ -3,6 +3,8 @@
 PyTorch parity when torch is importable, the layers end to end."""
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -146,12 +148,16 @@ def test_max_pool_nan_propagates():
 
 
 @pytest.mark.parametrize("hw", [(2, 2), (3, 3), (4, 10), (5, 11), (10, 10), (28, 28),
-                                (7, 129), (33, 31), (16, 130), (2, 258)])
+                                (7, 129), (33, 31), (16, 130), (2, 258), (6, 16), (9, 16),
+                                (6, 14), (7, 15), (4, 34), (2, 64), (8, 8), (16, 16)])
 def test_max_pool_2x2_backward_matches_reference_exactly(hw):
-    """The 2x2/2 backward takes a plane's windows in chunks that run on across
-    output rows: against the reference bit for bit, on data full of ties and
-    NaNs, with odd sizes (a last row / column outside every window, which must
-    come out 0 whatever dx held before)."""
+    """The 2x2/2 kernels (csrc/pool.c: the portable one takes a plane's windows
+    in chunks that run on across output rows; the AVX-512 one two output rows a
+    vector when they are at most 8 windows wide, else 16 windows at a time with
+    a masked tail, and whole planes as one run of rows when they tile exactly)
+    against the reference bit for bit, on data full of ties and NaNs, with odd
+    sizes (a last row / column outside every window, which must come out 0
+    whatever dx held before). test_every_isa reruns it on each ISA."""
     rng = np.random.default_rng(hw[0] * 1000 + hw[1])
     x = rng.integers(-2, 3, (3, 2) + hw).astype(np.float32)   # many ties
     x[rng.random(x.shape) < 0.02] = np.nan
@@ -170,6 +176,23 @@ def test_max_pool_2x2_backward_matches_reference_exactly(hw):
     # every window's gradient lands on exactly one of its four elements
     np.testing.assert_allclose(got["c"][1].sum(axis=(2, 3)), dy.sum(axis=(2, 3)),
                                rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(os.environ.get("FASTNN_POOL_ISA_RUN") == "1",
+                    reason="already inside a per-ISA run")
+@pytest.mark.parametrize("isa", ["generic", "avx2"])
+def test_every_isa(isa):
+    """The 2x2/2 max pool has an AVX-512 path (taken where the SGEMM kernel is
+    the AVX-512 one) and a portable one: the kernel tests again under
+    FASTNN_ISA=isa, in a fresh process (the ISA is chosen once per process)."""
+    env = dict(os.environ, FASTNN_ISA=isa, FASTNN_POOL_ISA_RUN="1")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                        os.path.abspath(__file__), "-k",
+                        "matches_reference or ties or nan or same_bits"],
+                       env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout and " failed" not in r.stdout, r.stdout[-2000:]
 
 
 def test_pool_kernels_same_bits_for_1_and_2_threads():
