@@ -246,4 +246,13 @@ fnn_status fnn__dense_backward_to(float *dx, float *dw, float *db, const float *
                                   const float *x, const float *w, int64_t N, int64_t IN,
                                   int64_t OUT, int add);
 
+/* fnn_max_pool2d_backward; with relu, also the backward of a ReLU whose
+   output x is: dx = (pool's gradient) where x > 0, else 0, bitwise
+   fnn_relu_backward over the pool's dx (pool.c; the model's step fuses a
+   relu -> max_pool2d pair with it). */
+fnn_status fnn__max_pool2d_backward_relu(float *dx, const float *dy, const float *x,
+                                         const float *y, int64_t NC, int64_t H, int64_t W,
+                                         const int64_t *kernel, const int64_t *stride,
+                                         const int64_t *padding, int32_t flags, int relu);
+
 #endif /* FNN_INTERNAL_H */

@@ -88,6 +88,12 @@ const fnn_optim_def *fnn__optim_lookup(const char *name);
 fnn_status fnn__optim_apply(const fnn_optim_def *def, const fnn_optim_desc *d, float *params,
                             float *grads, int64_t P, int64_t t);
 
+/* The backward of a max_pool2d node (c) and of the relu node below it in
+   one pass: dx is the relu's input gradient; x the relu's output (the
+   pool's input), y the pool's output (ops.c). */
+fnn_status fnn__maxpool_relu_backward(const fnn_op_ctx *c, float *dx, const float *dy,
+                                      const float *x, const float *y);
+
 /* Elements of a per-sample shape (FNN_ERR_SIZE via -1 on a bad shape). */
 int64_t fnn__shape_numel(const fnn_shape *s);
 /* "(a, b, c)" into buf, for messages. */

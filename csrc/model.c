@@ -66,6 +66,7 @@ struct fnn_model {
     int64_t g[2], layout_n;     /* ... and gradient buffers, computed for layout_n rows */
     int64_t layout_need;        /* train_layout(layout_n): the workspace it needs */
     signed char *fuse;          /* (L) FNN_ACT_* that node i (linear) applies for node i+1 */
+    unsigned char *pool_relu;   /* (L) 1: node i (max_pool2d) does node i-1's (relu) backward */
     int64_t *zero;              /* (2 L) runs (offset, count) of the gradient a step zeroes */
     int32_t nzero;              /* ... their number: the params of ops that accumulate */
     void *gather;               /* fnn_model_train_epoch's batch buffers (grown once) */
@@ -109,6 +110,7 @@ void fnn_model_free(fnn_model *m) {
     free(m->act);
     free(m->scr);
     free(m->fuse);
+    free(m->pool_relu);
     free(m->zero);
     free(m->gather);
     free(m);
@@ -172,8 +174,18 @@ static fnn_status build_layout(fnn_model *m, const fnn_model_desc *d) {
                    : !strcmp(next, "sigmoid") ? FNN_ACT_SIGMOID : FNN_ACT_NONE;
         if (m->fuse[i]) i++;   /* the activation node cannot start a pair */
     }
-    if (getenv("FASTNN_NO_FUSION"))   /* the unfused plan, for benchmarks and tests */
+    /* Backward only: a max_pool2d right after a relu (Conv -> ReLU -> MaxPool)
+       masks its dx with the relu's (x > 0 on the pool's input, the relu's
+       output: the same as on the relu's input, see above) in the same pass,
+       and the relu node is skipped (fnn__maxpool_relu_backward). Not when the
+       relu is node 0 (no dx below it) or the activation of a fused linear. */
+    for (int32_t i = 2; i < m->L; i++)
+        m->pool_relu[i] = !strcmp(m->nodes[i].op, "max_pool2d") &&
+                          !strcmp(m->nodes[i - 1].op, "relu") && !m->fuse[i - 2];
+    if (getenv("FASTNN_NO_FUSION")) {   /* the unfused plan, for benchmarks and tests */
         memset(m->fuse, 0, (size_t)m->L);
+        memset(m->pool_relu, 0, (size_t)m->L);
+    }
     /* The gradient runs a step zeroes before backward: the parameters of
        ops that accumulate into their gradient. A linear (FNN_OPF_GRADS_SET)
        writes its dw and db, fused or not, and needs no pass of its own. */
@@ -222,10 +234,11 @@ static fnn_status new_layout(fnn_model **out, const fnn_model_desc *d) {
     m->act = calloc(L + 1, sizeof *m->act);
     m->scr = calloc(L, sizeof *m->scr);
     m->fuse = calloc(L, sizeof *m->fuse);
+    m->pool_relu = calloc(L, sizeof *m->pool_relu);
     m->zero = calloc(2 * L, sizeof *m->zero);
     fnn_status st;
     if (m->nodes && m->defs && m->shapes && m->numel && m->info && m->act && m->scr &&
-        m->fuse && m->zero) {
+        m->fuse && m->pool_relu && m->zero) {
         memcpy(m->nodes, d->nodes, L * sizeof *m->nodes);
         st = build_layout(m, d);
     } else {
@@ -669,6 +682,13 @@ static fnn_status gradients(fnn_model *m, const fnn_train_args *a, fnn_train_res
                 st = fnn__dense_backward_to(dx, gi, NULL, dy, xi, c.params, n, c.IN, c.OUT,
                                             c.accumulate);
                 bias_done = 0;
+            } else if (m->pool_relu[i]) {
+                /* the relu node i - 1 too: dx is its input's gradient */
+                st = fnn__maxpool_relu_backward(&c, dx, dy, xi, work + act[i + 1]);
+                if (st != FNN_OK) st = node_error(m, i, st);
+                k ^= 1;
+                i--;
+                continue;
             } else {
                 st = m->defs[i]->backward(&c, dx, gi, dy, xi, work + act[i + 1]);
             }

@@ -291,6 +291,14 @@ static fnn_status maxpool_bwd(const fnn_op_ctx *c, float *dx, float *grads, cons
                                    c->in->dim[2], a->kernel, a->stride, a->padding, a->flags);
 }
 
+fnn_status fnn__maxpool_relu_backward(const fnn_op_ctx *c, float *dx, const float *dy,
+                                      const float *x, const float *y) {
+    const fnn_attrs *a = c->attrs;
+    return fnn__max_pool2d_backward_relu(dx, dy, x, y, c->N * c->in->dim[0], c->in->dim[1],
+                                         c->in->dim[2], a->kernel, a->stride, a->padding,
+                                         a->flags, 1);
+}
+
 static fnn_status avgpool_fwd(const fnn_op_ctx *c, float *y, const float *x) {
     const fnn_attrs *a = c->attrs;
     return fnn_avg_pool2d_forward(y, x, c->N * c->in->dim[0], c->in->dim[1], c->in->dim[2],

@@ -149,6 +149,11 @@ static inline POOL_T512 __mmask16 is_max(__m512 v, __m512 y) {
 
 /* rows: OH output rows of OW windows, input rows 2 oh and 2 oh + 1 at x +
    2 oh W (several whole planes in a row when H = 2 OH and W = 2 OW) */
+/* with relu: the lanes where v > 0 (ReLU's backward mask, a NaN fails it), else all */
+static inline POOL_T512 __mmask16 relu_mask(__m512 v, int relu) {
+    return relu ? _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ) : (__mmask16)0xFFFF;
+}
+
 static POOL_T512 void max_2x2_fwd_rows_avx512(float *FNN_RESTRICT y,
                                               const float *FNN_RESTRICT x, int64_t W,
                                               int64_t OH, int64_t OW) {
@@ -187,7 +192,7 @@ static POOL_T512 void max_2x2_bw_rows_avx512(float *FNN_RESTRICT dx,
                                              const float *FNN_RESTRICT x,
                                              const float *FNN_RESTRICT y,
                                              const float *FNN_RESTRICT dy, int64_t W,
-                                             int64_t OH, int64_t OW) {
+                                             int64_t OH, int64_t OW, int relu) {
     int64_t oh = 0;
     if (OW <= 8) {   /* narrow rows: two output rows a vector */
         const __mmask16 k2 = (__mmask16)((1u << (2 * OW)) - 1);
@@ -204,10 +209,12 @@ static POOL_T512 void max_2x2_bw_rows_avx512(float *FNN_RESTRICT dx,
             const __mmask16 kb = (__mmask16)(~ka & is_max(b, m));
             const __mmask16 kc = (__mmask16)(~(ka | kb) & is_max(c, m));
             const __mmask16 kd = (__mmask16)~(ka | kb | kc);
-            store_two_rows(q0, q0 + 2 * W, OW, _mm512_maskz_mov_ps(ka, g),
-                           _mm512_maskz_mov_ps(kb, g));
-            store_two_rows(q1, q1 + 2 * W, OW, _mm512_maskz_mov_ps(kc, g),
-                           _mm512_maskz_mov_ps(kd, g));
+            const __mmask16 ra = relu_mask(a, relu), rb = relu_mask(b, relu);
+            const __mmask16 rc = relu_mask(c, relu), rd = relu_mask(d, relu);
+            store_two_rows(q0, q0 + 2 * W, OW, _mm512_maskz_mov_ps(ka & ra, g),
+                           _mm512_maskz_mov_ps(kb & rb, g));
+            store_two_rows(q1, q1 + 2 * W, OW, _mm512_maskz_mov_ps(kc & rc, g),
+                           _mm512_maskz_mov_ps(kd & rd, g));
         }
     }
     for (; oh < OH; oh++) {
@@ -225,8 +232,12 @@ static POOL_T512 void max_2x2_bw_rows_avx512(float *FNN_RESTRICT dx,
             const __mmask16 kb = (__mmask16)(~ka & is_max(b, m));
             const __mmask16 kc = (__mmask16)(~(ka | kb) & is_max(c, m));
             const __mmask16 kd = (__mmask16)~(ka | kb | kc);
-            store_pairs(q0 + 2 * ow, n, _mm512_maskz_mov_ps(ka, g), _mm512_maskz_mov_ps(kb, g));
-            store_pairs(q1 + 2 * ow, n, _mm512_maskz_mov_ps(kc, g), _mm512_maskz_mov_ps(kd, g));
+            const __mmask16 ra = relu_mask(a, relu), rb = relu_mask(b, relu);
+            const __mmask16 rc = relu_mask(c, relu), rd = relu_mask(d, relu);
+            store_pairs(q0 + 2 * ow, n, _mm512_maskz_mov_ps(ka & ra, g),
+                        _mm512_maskz_mov_ps(kb & rb, g));
+            store_pairs(q1 + 2 * ow, n, _mm512_maskz_mov_ps(kc & rc, g),
+                        _mm512_maskz_mov_ps(kd & rd, g));
         }
     }
 }
@@ -355,15 +366,27 @@ static void max_2x2_bw_plane(float *FNN_RESTRICT dx, const float *FNN_RESTRICT x
     }
 }
 
+/* d = x > 0 ? d : 0 over n elements (csrc/activations.c's relu backward, in place) */
+FNN_SIMD_CLONES
+static void relu_mask_plane(float *FNN_RESTRICT d, const float *FNN_RESTRICT x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = d[i];
+        d[i] = x[i] > 0.0f ? v : 0.0f;
+    }
+}
+
+/* relu: also ReLU's backward below the pool (x is the ReLU's output): an
+   element's gradient is kept only where x > 0 -- the values relu_backward
+   would write over this dx, bit for bit, without its pass over memory. */
 static void max_planes_bw(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
                           const float *FNN_RESTRICT x, const float *FNN_RESTRICT y,
-                          const pool_geom *g, int64_t lo, int64_t hi) {
+                          const pool_geom *g, int64_t lo, int64_t hi, int relu) {
     const int64_t H = g->H, W = g->W, OH = g->OH, OW = g->OW;
 #ifdef FNN_GEMM_X86
     const int avx512 = pool_avx512() && is_2x2(g);
     if (avx512 && H == 2 * OH && W == 2 * OW) {   /* the planes' rows follow on */
         max_2x2_bw_rows_avx512(dx + lo * H * W, x + lo * H * W, y + lo * OH * OW,
-                               dy + lo * OH * OW, W, (hi - lo) * OH, OW);
+                               dy + lo * OH * OW, W, (hi - lo) * OH, OW, relu);
         return;
     }
 #endif
@@ -374,10 +397,14 @@ static void max_planes_bw(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
         if (is_2x2(g)) {
             /* 2x2/2: disjoint windows inside the input, the first match of 4 */
 #ifdef FNN_GEMM_X86
-            if (avx512) max_2x2_bw_rows_avx512(dxp, xp, yp, dyp, W, OH, OW);
-            else
+            if (avx512) {
+                max_2x2_bw_rows_avx512(dxp, xp, yp, dyp, W, OH, OW, relu);
+            } else
 #endif
-            max_2x2_bw_plane(dxp, xp, yp, dyp, W, OH, OW);
+            {
+                max_2x2_bw_plane(dxp, xp, yp, dyp, W, OH, OW);
+                if (relu) relu_mask_plane(dxp, xp, H * W);
+            }
             for (int64_t h = 0; h < 2 * OH; h++)   /* columns outside every window */
                 for (int64_t w = 2 * OW; w < W; w++) dxp[h * W + w] = 0.0f;
             if (2 * OH < H)
@@ -404,6 +431,7 @@ static void max_planes_bw(float *FNN_RESTRICT dx, const float *FNN_RESTRICT dy,
                 if (at >= 0) dxp[at] += dyp[oh * OW + ow];
             }
         }
+        if (relu) relu_mask_plane(dxp, xp, H * W);
     }
 }
 
@@ -436,6 +464,14 @@ fnn_status fnn_max_pool2d_backward(float *dx, const float *dy, const float *x, c
                                    int64_t NC, int64_t H, int64_t W, const int64_t *kernel,
                                    const int64_t *stride, const int64_t *padding,
                                    int32_t flags) {
+    return fnn__max_pool2d_backward_relu(dx, dy, x, y, NC, H, W, kernel, stride, padding, flags,
+                                         0);
+}
+
+fnn_status fnn__max_pool2d_backward_relu(float *dx, const float *dy, const float *x,
+                                         const float *y, int64_t NC, int64_t H, int64_t W,
+                                         const int64_t *kernel, const int64_t *stride,
+                                         const int64_t *padding, int32_t flags, int relu) {
     pool_geom g;
     fnn_status st = geom(&g, NC, H, W, kernel, stride, padding, flags);
     if (st != FNN_OK) return st;
@@ -443,7 +479,7 @@ fnn_status fnn_max_pool2d_backward(float *dx, const float *dy, const float *x, c
     if (!dy || !x || !y) return FNN_ERR_ARG;
     int nt = fnn__threads_for(MAX_BWD_COST * (double)NC * (double)(g.OH * g.OW) *
                               (double)(g.kh * g.kw));
-    FNN_PARALLEL_RANGES(nt, NC, lo, hi, max_planes_bw(dx, dy, x, y, &g, lo, hi));
+    FNN_PARALLEL_RANGES(nt, NC, lo, hi, max_planes_bw(dx, dy, x, y, &g, lo, hi, relu));
     return FNN_OK;
 }
 

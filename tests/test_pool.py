@@ -178,6 +178,38 @@ def test_max_pool_2x2_backward_matches_reference_exactly(hw):
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("hw,pool", [((8, 8), (2, 2, 0)), ((7, 9), (2, 2, 0)),
+                                     ((6, 20), (2, 2, 0)), ((9, 9), (3, 2, 1)),
+                                     ((5, 6), (2, 1, 0))])
+def test_fused_relu_maxpool_backward_same_bits(hw, pool):
+    """The fused step does a ReLU -> MaxPool2d pair's backward in one pass (the pool's
+    dx masked where the ReLU's output is > 0; csrc/model.c): the parameters after 3
+    Adam steps equal the layer-by-layer path's bit for bit, on data with many ties and
+    zeros (integer-valued inputs), for the AVX-512 2x2 rows (whole planes, and odd
+    sizes plane by plane) and the general windows. A model that starts with ReLU ->
+    MaxPool2d (nothing below the ReLU) is not fused and also matches."""
+    k, st, pad = pool
+    rng = np.random.default_rng(hw[0] * 100 + hw[1] + k)
+    X = rng.integers(-2, 3, (6, 2) + hw).astype(np.float32)
+    y = rng.integers(0, 3, 6)
+    oh, ow = (pool_out_size(d, k, st, pad, False) for d in hw)
+
+    def make(first_relu):
+        head = [fnn.ReLU()] if first_relu else [fnn.Conv2d(2, 2, 3, padding=1), fnn.ReLU()]
+        return fnn.Sequential(*head, fnn.MaxPool2d(k, st, pad), fnn.Flatten(),
+                              fnn.Linear(2 * oh * ow, 3), input_shape=(2,) + hw, seed=4)
+
+    for first_relu in (False, True):
+        a, b = make(first_relu), make(first_relu)
+        b.fused = False
+        for m in (a, b):
+            opt = fnn.Adam(m.parameters(), lr=0.05)
+            for _ in range(3):
+                m.train_step(X, y, fnn.CrossEntropyLoss(), opt)
+        np.testing.assert_array_equal(a.flat_params, b.flat_params)
+        assert not np.array_equal(a.flat_params, make(first_relu).flat_params)
+
+
 @pytest.mark.skipif(os.environ.get("FASTNN_POOL_ISA_RUN") == "1",
                     reason="already inside a per-ISA run")
 @pytest.mark.parametrize("isa", ["generic", "avx2"])
@@ -188,7 +220,7 @@ def test_every_isa(isa):
     env = dict(os.environ, FASTNN_ISA=isa, FASTNN_POOL_ISA_RUN="1")
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                         os.path.abspath(__file__), "-k",
-                        "matches_reference or ties or nan or same_bits"],
+                        "matches_reference or ties or nan or same_bits or fused_relu"],
                        env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
