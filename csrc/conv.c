@@ -28,7 +28,10 @@
  * version is ~2x faster on 1->6 and is not used for 6->16 (P = 100).
  * Otherwise dW by per-sample GEMMs: with <= 32 output channels per group as
  * dW^T = col . dy^T (dwt_block), else as dy . col^T (dw_block).
- * dx always takes the GEMM + col2im way.
+ * dx: with stride 1, >= FLIP_MIN_C input channels per group and padding at
+ * most the dilated kernel's reach, as the forward conv of dy with the
+ * flipped, transposed weight (dx_flip: one GEMM per sample and group
+ * straight into dx); otherwise dcol = W^T . dy (GEMM) and col2im.
  * Forward and dx split the samples over threads (each sample written by one
  * thread); dW splits its columns into blocks (dw_block: fixed; dwt_block:
  * sized by the thread count, which the per-element FMA order does not see;
@@ -638,6 +641,96 @@ static void dx_samples(float *dx, const float *dy, const float *w, float *scratc
     }
 }
 
+/* dx of a stride-1 conv as the forward conv of dy with the flipped,
+   transposed weight w'[c, o, u, v] = w[o, c, KH-1-u, KW-1-v] (per group):
+     dx[c, h, w] = sum_{o, u, v} w'[c, o, u, v] dy[o, h - pt' + u dh, w - pl' + v dw]
+   with pt' = dh (KH-1) - pt (likewise pb', pl', pr'), which gives an output
+   of exactly H x W. One GEMM of (Cg, Og KH KW) . (Og KH KW, H W) per sample
+   and group, written straight into dx: no dcol of (Kg, P) to write out and
+   read back by col2im (dcol = W^T . dy is a GEMM whose depth is only Og:
+   VGG's 32 -> 32 at 32 x 32 wrote 1.2 MB a sample for 32 FMAs an element).
+   Needs pt' .. pr' >= 0 (padding at most the dilated kernel's reach) and the
+   scratch room dx_flip_fits checks: w' first, then one patch matrix of dy
+   per thread. Each sample's dx is one thread's, same calls for any thread
+   count. */
+static void geom_flip(fnn_conv_geom *f, const fnn_conv_geom *g) {
+    *f = *g;
+    f->C = g->O; f->H = g->OH; f->W = g->OW;
+    f->O = g->C; f->OH = g->H; f->OW = g->W;
+    f->pt = g->dh * (g->KH - 1) - g->pt; f->pb = g->dh * (g->KH - 1) - g->pb;
+    f->pl = g->dw * (g->KW - 1) - g->pl; f->pr = g->dw * (g->KW - 1) - g->pr;
+}
+
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* floats of w' and of one thread's patch matrix of dy (one group at a time) */
+static int64_t flip_w_floats(const fnn_conv_geom *g) {
+    return round16(g->O * (g->C / g->G) * g->KH * g->KW);
+}
+static int64_t flip_col_floats(const fnn_conv_geom *g) {
+    return round16(g->O / g->G * g->KH * g->KW * g->H * g->W);
+}
+
+/* Input channels per group below which dx_flip loses: its GEMM has Cg rows,
+   and the AVX-512 micro-kernel's tile 12. LeNet's conv2 (Cg 6) made the
+   LeNet-5 train step 2.79 -> 3.9-4.2 ms (1 thread, batch 64); on VGG's
+   convs (Cg 32, 64) the step went 177-185 -> 164-172 ms on 1 thread and
+   94.7-96.7 -> 87.0-88.4 ms on 2 (bench/bench_cnn.py shapes, 3 rounds
+   alternating). */
+#define FLIP_MIN_C 16
+static int dx_flip_fits(const fnn_conv_geom *g, int64_t N, int nt) {
+    if (g->sh != 1 || g->sw != 1 || pointwise(g) || g->C / g->G < FLIP_MIN_C) return 0;
+    if (g->pt > g->dh * (g->KH - 1) || g->pb > g->dh * (g->KH - 1) ||
+        g->pl > g->dw * (g->KW - 1) || g->pr > g->dw * (g->KW - 1))
+        return 0;
+    return flip_w_floats(g) + nt * flip_col_floats(g) <= N * fnn__conv_scratch(g);
+}
+
+static void dx_flip_samples(float *dx, const float *dy, const float *wf, float *col,
+                            const fnn_conv_geom *g, const fnn_conv_geom *f, int64_t lo,
+                            int64_t hi) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, HW = g->H * g->W;
+    const int64_t Kf = Og * g->KH * g->KW, P = g->OH * g->OW;
+    const int64_t pc = slab_cols(Kf, HW);
+    for (int64_t n = lo; n < hi; n++)
+        for (int64_t q = 0; q < g->G; q++) {
+            im2col_any(col, dy + (n * g->O + q * Og) * P, f, Og);
+            float *dxq = dx + (n * g->C + q * Cg) * HW;
+            for (int64_t p0 = 0; p0 < HW; p0 += pc)
+                fnn_sgemm(0, 0, Cg, HW - p0 < pc ? HW - p0 : pc, Kf, 1.0f, wf + q * Cg * Kf,
+                          Kf, col + p0, HW, 0.0f, dxq + p0, HW);
+        }
+}
+
+static void dx_flip(float *dx, const float *dy, const float *w, float *scratch,
+                    const fnn_conv_geom *g, int64_t N, int nt) {
+    const int64_t Cg = g->C / g->G, Og = g->O / g->G, KK = g->KH * g->KW;
+    fnn_conv_geom f;
+    geom_flip(&f, g);
+    float *wf = scratch;   /* (G, Cg, Og, KH, KW) */
+    for (int64_t q = 0; q < g->G; q++)
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t o = 0; o < Og; o++) {
+                const float *src = w + ((q * Og + o) * Cg + c) * KK;
+                float *dst = wf + ((q * Cg + c) * Og + o) * KK;
+                for (int64_t k = 0; k < KK; k++) dst[k] = src[KK - 1 - k];
+            }
+    float *cols = scratch + flip_w_floats(g);
+    const int64_t stride = flip_col_floats(g);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+            dx_flip_samples(dx, dy, wf, cols + t * stride, g, &f, N * t / T, N * (t + 1) / T);
+        }
+        return;
+    }
+#endif
+    (void)nt;
+    dx_flip_samples(dx, dy, wf, cols, g, &f, 0, N);
+}
+
 /* The (Kg, P) patch matrix of sample n and group q that dW reads: x itself
    for a pointwise conv, else the forward's col in scratch. */
 static const float *dw_patches(const fnn_conv_geom *g, const float *x, const float *scratch,
@@ -764,6 +857,9 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         FNN_PARALLEL_FOR(ntw, b, nb, dw_block(dw, dy, x, scratch, g, b, N));
     }
     int64_t n;
-    if (dx) FNN_PARALLEL_FOR(nt, n, N, dx_samples(dx, dy, w, scratch, g, n, n + 1));
+    if (dx && dx_flip_fits(g, N, nt))
+        dx_flip(dx, dy, w, scratch, g, N, nt);
+    else if (dx)
+        FNN_PARALLEL_FOR(nt, n, N, dx_samples(dx, dy, w, scratch, g, n, n + 1));
     return FNN_OK;
 }

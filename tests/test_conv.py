@@ -77,13 +77,27 @@ DOT = [
     (1, 1, (16, 16), 17, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),   # 17 ch: GEMM
     (2, 3, (15, 17), 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # P 255: GEMM
 ]
-CONFIGS = _configs(0, 60) + HAND + DOT
+# csrc/conv.c dx_flip: with stride 1, >= 16 input channels per group and padding at most
+# the dilated kernel's reach, dx is the forward conv of dy with the flipped, transposed
+# weight; padding past the reach, or too little scratch for the flipped patches (batch 1,
+# many more output than input channels), takes the dcol + col2im way
+FLIP = [
+    (2, 16, (7, 9), 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),
+    (2, 32, (6, 5), 48, (3, 2), (1, 1), ((2, 2), (1, 1)), (1, 1), 1, False),   # pad = reach
+    (1, 32, (9, 8), 16, (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2), 2, True),    # groups, dil
+    (2, 16, (7, 6), 12, (4, 4), (1, 1), ((1, 2), (1, 2)), (1, 1), 1, True),    # asym 'same'
+    (1, 20, (10, 12), 5, (5, 3), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, True),   # valid
+    (1, 16, (5, 5), 8, (3, 3), (1, 1), ((3, 3), (3, 3)), (1, 1), 1, True),     # pad > reach
+    (1, 16, (4, 4), 96, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, False),   # no room
+]
+CONFIGS = _configs(0, 60) + HAND + DOT + FLIP
 CONFIGS1 = _configs(1, 25, nd=1) + [(2, 4, (13,), 6, (3,), (2,), ((1, 1),), (2,), 2, True),
                                     (1, 2, (9,), 3, (4,), (1,), ((1, 2),), (1,), 1, False),
                                     # past the AVX-512 im2col's mask tables (csrc/conv.c
                                     # use_512): rows > 512 and kernels > 16 wide
                                     (2, 2, (600,), 3, (3,), (1,), ((1, 1),), (1,), 1, True),
-                                    (1, 1, (40,), 2, (17,), (1,), ((8, 8),), (1,), 1, True)]
+                                    (1, 1, (40,), 2, (17,), (1,), ((8, 8),), (1,), 1, True),
+                                    (2, 16, (20,), 8, (5,), (1,), ((2, 2),), (1,), 1, True)]
 
 
 def _shape_of(x, w, s, pads, d):
@@ -147,7 +161,8 @@ def _fd(f, a, dy):
     return numeric_grad(lambda: (dy * f()).sum(), a)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS[::5] + HAND[-4:] + DOT[:3] + CONFIGS1[::5])
+@pytest.mark.parametrize("cfg", CONFIGS[::5] + HAND[-4:] + DOT[:3] + FLIP[1:4] +
+                         CONFIGS1[::5] + CONFIGS1[-1:])
 def test_gradients_finite_differences(cfg):
     """Reference (float64) and C (float32) gradients of x, weight and bias against
     float64 central differences of the reference forward."""
@@ -174,7 +189,7 @@ def test_same_bits_for_1_2_and_3_threads():
             (8, 8, (12, 12), 8, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 8, True),
             (4, 32, (6, 6), 32, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False),
             (4, 6, (5, 5), 130, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, True),
-            (4,) + DOT[1][1:], (4,) + DOT[2][1:]]
+            (4,) + DOT[1][1:], (4,) + DOT[2][1:], (5,) + FLIP[2][1:]]
     old = C.get_num_threads()
     try:
         for cfg in cfgs:
