@@ -680,9 +680,9 @@ static int64_t flip_col_floats(const fnn_conv_geom *g) {
 #define FLIP_MIN_C 16
 static int dx_flip_fits(const fnn_conv_geom *g, int64_t N, int nt) {
     if (g->sh != 1 || g->sw != 1 || pointwise(g) || g->C / g->G < FLIP_MIN_C) return 0;
-    if (g->pt > g->dh * (g->KH - 1) || g->pb > g->dh * (g->KH - 1) ||
-        g->pl > g->dw * (g->KW - 1) || g->pr > g->dw * (g->KW - 1))
-        return 0;
+    fnn_conv_geom f;
+    geom_flip(&f, g);
+    if (f.pt < 0 || f.pb < 0 || f.pl < 0 || f.pr < 0) return 0;   /* padding past the reach */
     return flip_w_floats(g) + nt * flip_col_floats(g) <= N * fnn__conv_scratch(g);
 }
 
@@ -839,7 +839,7 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
     if (dw && g->O / g->G <= DWT_MAX_O) {
         /* rows of dW^T in blocks of about Kg / nt (a multiple of 16), at most
            what T holds: every element's bits are those of any other split */
-        int64_t rows = ((Kg + nt - 1) / nt + 15) / 16 * 16;
+        int64_t rows = round16((Kg + nt - 1) / nt);
         const int64_t cap = DWT_T_FLOATS / (g->O / g->G) / 16 * 16;
         if (rows > cap) rows = cap;
         const int64_t nb = (Kg + rows - 1) / rows;
