@@ -255,6 +255,14 @@ FNN_API fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, f
    in the plan and the call counter (the training step). */
 FNN_API uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter);
 
+/* ------------------------------------------------------------ permutation */
+/* order (n) = a random permutation of 0..n-1, a pure function of (n, key):
+   Fisher-Yates with exactly uniform draws from the splitmix64 generator
+   seeded with key (csrc/permutation.c; fastnn/reference/permutation.py
+   gives the same one). fit shuffles every epoch with it; a C application
+   can pass it to fnn_model_train_epoch as fnn_epoch_args.order. */
+FNN_API fnn_status fnn_permutation(int64_t *order, int64_t n, uint64_t key);
+
 /* ---------------------------------------------------------------- pooling */
 /* x (NC, H, W): NC = N * C planes, each pooled on its own (NCHW layout);
    y (NC, OH, OW) with OH = fnn_pool_out_size(H, kernel[0], stride[0],

@@ -30,6 +30,7 @@ FUNCTIONS = (
     "gelu_forward", "gelu_backward",
     "softmax_forward", "softmax_backward",
     "dropout_key", "dropout_forward", "dropout_backward",
+    "permutation",
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
     "batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward",

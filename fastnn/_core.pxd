@@ -88,6 +88,7 @@ cdef extern from "fastnn.h" nogil:
     fnn_status fnn_dropout_forward(float *y, const float *x, int64_t n, float p, uint64_t key)
     fnn_status fnn_dropout_backward(float *dx, const float *dy, int64_t n, float p, uint64_t key)
     uint64_t fnn_dropout_key(uint64_t seed, int64_t layer, int64_t counter)
+    fnn_status fnn_permutation(int64_t *order, int64_t n, uint64_t key)
     fnn_status fnn_clip_grad_norm(float *grads, int64_t P, float max_norm, double *norm)
 
     # --- pooling and normalization (csrc/pool.c, csrc/norm.c)

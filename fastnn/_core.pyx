@@ -12,6 +12,8 @@ Input gradients (``dx``) are overwritten, parameter gradients (``dw``, ``db``)
 accumulate. Arrays handed to this module are never copied: a float64 or
 strided array is an error here (the public API converts before it calls).
 """
+import operator
+
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint64_t, INT64_MAX
@@ -1227,6 +1229,24 @@ def clip_grad_norm(grads, float max_norm):
 def dropout_key(seed, long long layer, long long counter):
     """Key of one dropout call: a hash of the model seed, layer index and counter."""
     return fnn_dropout_key(<uint64_t>(seed & 0xFFFFFFFFFFFFFFFF), layer, counter)
+
+
+# ----------------------------------------------------------- permutation
+
+def permutation(order, key):
+    """order (n,) int64 = a random permutation of 0..n-1, a pure function of
+    (n, key) (Fisher-Yates on the splitmix64 generator seeded with key, csrc/
+    permutation.c): the order fit visits the rows in each epoch."""
+    cdef cnp.ndarray ao = _arr(order, "order", True, cnp.NPY_INT64)
+    if cnp.PyArray_NDIM(ao) != 1:
+        raise ValueError(f"order must be 1-D, got shape {_shp(ao)}")
+    cdef uint64_t k = <uint64_t>(operator.index(key) & 0xFFFFFFFFFFFFFFFF)
+    cdef int64_t n = cnp.PyArray_SIZE(ao)
+    cdef int64_t *po = <int64_t *>cnp.PyArray_DATA(ao)
+    cdef fnn_status s
+    with nogil:
+        s = fnn_permutation(po, n, k)
+    _raise(s, "permutation")
 
 
 

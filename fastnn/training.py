@@ -368,7 +368,10 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, valida
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
         t0 = time.perf_counter()
-        order = rng.permutation(len(X)) if shuffle else None
+        order = None
+        if shuffle:   # each epoch's order: a 64-bit key from rng, then C's permutation
+            order = np.empty(len(X), np.int64)
+            model.backend.permutation(order, int(rng.integers(2**64, dtype=np.uint64)))
         # the whole epoch in C, Python regaining control every ~50 ms (Ctrl-C, and
         # nothing per step): when no callback needs each batch and the step is fused
         cm = None if batch_cbs or not nonfinite_raises or distributed is not None else \

@@ -17,6 +17,7 @@ from .sparse import csr_dense_backward, csr_dense_forward
 from .finite import all_finite
 from .dropout import dropout_backward, dropout_forward, dropout_key
 from .gemm import sgemm
+from .permutation import permutation
 from .norm import (batch_norm_backward, batch_norm_forward, layer_norm_backward,
                    layer_norm_forward)
 from .pool import (adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward,

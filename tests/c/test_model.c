@@ -350,6 +350,36 @@ static void test_deep_chain(void) {
     fnn_model_free(m);
 }
 
+/* fnn_permutation: a permutation of 0..n-1, the same for the same key,
+   another for another key; bad sizes and a NULL order are errors. (Its
+   equality with the Python reference is tests/test_permutation.py.) */
+static void test_permutation(void) {
+    enum { N = 1000 };
+    static int64_t a[N], b[N];
+    static unsigned char seen[N];
+    CHECK(fnn_permutation(a, N, 42) == FNN_OK, "permutation");
+    int ok = 1;
+    for (int64_t i = 0; i < N; i++) {
+        if (a[i] < 0 || a[i] >= N || seen[a[i]]) ok = 0;
+        else seen[a[i]] = 1;
+    }
+    CHECK(ok, "permutation: every index once");
+    CHECK(fnn_permutation(b, N, 42) == FNN_OK && memcmp(a, b, sizeof a) == 0,
+          "permutation: same key, same order");
+    CHECK(fnn_permutation(b, N, 43) == FNN_OK && memcmp(a, b, sizeof a) != 0,
+          "permutation: another key, another order");
+    int64_t moved = 0;
+    for (int64_t i = 0; i < N; i++) moved += a[i] != i;
+    CHECK(moved > N / 2, "permutation: shuffled (%lld of %d moved)", (long long)moved, N);
+    CHECK(fnn_permutation(b, 0, 1) == FNN_OK && fnn_permutation(NULL, 0, 1) == FNN_OK,
+          "permutation: n = 0");
+    b[0] = 5;
+    CHECK(fnn_permutation(b, 1, 1) == FNN_OK && b[0] == 0, "permutation: n = 1");
+    CHECK(fnn_permutation(b, -1, 1) == FNN_ERR_SIZE && strstr(fnn_last_error(), "permutation"),
+          "permutation: n < 0");
+    CHECK(fnn_permutation(NULL, 3, 1) == FNN_ERR_ARG, "permutation: NULL order");
+}
+
 int main(void) {
     fnn_set_num_threads(1);
     test_layout_and_init();
@@ -358,6 +388,7 @@ int main(void) {
     test_own_state_is_fresh_per_optimizer();
     test_bad_descriptions();
     test_deep_chain();
+    test_permutation();
     printf("%d checks, %d failures\n", checks, failures);
     return failures != 0;
 }
