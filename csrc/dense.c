@@ -144,23 +144,31 @@ void fnn__column_sums_add(float *db, const float *dy, int64_t N, int64_t OUT) {
    its rows in order into a fresh accumulator, as column_sums_block does, and
    each dz is the expression of the activation's own backward (activations.c;
    relu reads its output, which is > 0 exactly where its input is). */
+#define ACT_GRAD_ROWS(G, NJ)                                                               \
+    do {                                                                                   \
+        for (int64_t j = 0; j < (NJ); j++) acc[j] = 0.0f;                                  \
+        for (int64_t i = 0; i < N; i++) {                                                  \
+            const float *g = dy + i * OUT + j0, *v = y + i * OUT + j0;                     \
+            float *d = dz + i * OUT + j0;                                                  \
+            for (int64_t j = 0; j < (NJ); j++) {                                           \
+                float t = G(g[j], v[j]);                                                   \
+                d[j] = t;                                                                  \
+                acc[j] += t;                                                               \
+            }                                                                              \
+        }                                                                                  \
+        store_sums(db + j0, acc, (NJ), add);                                               \
+    } while (0)
+/* A block of exactly 16 columns (a 16-unit layer) has its own copy of the
+   loop, whose accumulator GCC keeps in one register instead of on the
+   stack: the same operations in the same order. */
 #define ACT_GRAD_BLOCK(name, G)                                                            \
     static FNN_SIMD_CLONES void name(float *FNN_RESTRICT dz, float *FNN_RESTRICT db,       \
                                      const float *FNN_RESTRICT dy,                         \
                                      const float *FNN_RESTRICT y, int64_t N, int64_t OUT, \
                                      int64_t j0, int64_t nj, int add) {                    \
         float acc[DB_BLOCK];                                                               \
-        for (int64_t j = 0; j < nj; j++) acc[j] = 0.0f;                                    \
-        for (int64_t i = 0; i < N; i++) {                                                  \
-            const float *g = dy + i * OUT + j0, *v = y + i * OUT + j0;                     \
-            float *d = dz + i * OUT + j0;                                                  \
-            for (int64_t j = 0; j < nj; j++) {                                             \
-                float t = G(g[j], v[j]);                                                   \
-                d[j] = t;                                                                  \
-                acc[j] += t;                                                               \
-            }                                                                              \
-        }                                                                                  \
-        store_sums(db + j0, acc, nj, add);                                                 \
+        if (nj == 16) ACT_GRAD_ROWS(G, 16);                                                \
+        else ACT_GRAD_ROWS(G, nj);                                                         \
     }
 #define RELU_GRAD(g, v) ((v) > 0.0f ? (g) : 0.0f)
 #define TANH_GRAD(g, v) ((g) * (1.0f - (v) * (v)))
