@@ -26,15 +26,18 @@
  * plain-C direct loop (no FMA: -ffp-contract=off) measured 3-8x slower than
  * im2col + GEMM on LeNet's 1->6 and 6->16 5x5 at batch 64; the intrinsics
  * version is ~2x faster on 1->6 and is not used for 6->16 (P = 100).
- * Otherwise dW by per-sample GEMMs: with <= 32 output channels per group as
- * dW^T = col . dy^T (dwt_block), else as dy . col^T (dw_block).
+ * Otherwise dW by per-sample GEMMs, the shape chosen by measurement (see
+ * dwt_block): wide patch matrices as dy . col^T over each thread's block of
+ * columns (dw_cols), up to 128 output channels per group as dW^T = col .
+ * dy^T in blocks of rows (dwt_block), else dy . col^T in 32-column blocks.
  * dx: with stride 1, >= FLIP_MIN_C input channels per group and padding at
  * most the dilated kernel's reach, as the forward conv of dy with the
  * flipped, transposed weight (dx_flip: one GEMM per sample and group
  * straight into dx); otherwise dcol = W^T . dy (GEMM) and col2im.
  * Forward and dx split the samples over threads (each sample written by one
- * thread); dW splits its columns into blocks (dw_block: fixed; dwt_block:
- * sized by the thread count, which the per-element FMA order does not see;
+ * thread); dW splits its columns into blocks (dw_cols: fixed, or one per
+ * thread; dwt_block: sized by the thread count, which the per-element FMA
+ * order does not see;
  * dw_dot and dw_direct: fixed tiles) and every block adds the samples in order 0..N-1
  * (one GEMM per sample and group, beta 1; or one register tile); db sums
  * in a fixed order: the bits do not depend on threads.
@@ -650,9 +653,9 @@ static void dx_samples(float *dx, const float *dy, const float *w, float *scratc
    read back by col2im (dcol = W^T . dy is a GEMM whose depth is only Og:
    VGG's 32 -> 32 at 32 x 32 wrote 1.2 MB a sample for 32 FMAs an element).
    Needs pt' .. pr' >= 0 (padding at most the dilated kernel's reach) and the
-   scratch room dx_flip_fits checks: w' first, then one patch matrix of dy
-   per thread. Each sample's dx is one thread's, same calls for any thread
-   count. */
+   scratch room dx_flip_slots counts: w' first, then one patch matrix of dy
+   per thread that runs it. Each sample's dx is one
+   thread's, same calls for any thread count. */
 static void geom_flip(fnn_conv_geom *f, const fnn_conv_geom *g) {
     *f = *g;
     f->C = g->O; f->H = g->OH; f->W = g->OW;
@@ -678,12 +681,24 @@ static int64_t flip_col_floats(const fnn_conv_geom *g) {
    94.7-96.7 -> 87.0-88.4 ms on 2 (bench/bench_cnn.py shapes, 3 rounds
    alternating). */
 #define FLIP_MIN_C 16
-static int dx_flip_fits(const fnn_conv_geom *g, int64_t N, int nt) {
+/* The patch matrices of dy that dx_flip has room for (one per thread that
+   runs it): as many as fit after w', at most min(N, FLIP_SLOTS); 0 when
+   the flipped way does not apply or not even one fits. A function of the
+   geometry and N only, never of the thread count, so that the way (hence
+   the bits) never depends on the threads: sized by the running count, a
+   batch of 3 took the flipped way on 1 thread and the dcol way on 3
+   (tests/test_conv.py's bits test). dx_flip runs on min(nt, slots)
+   threads. */
+#define FLIP_SLOTS 16
+static int64_t dx_flip_slots(const fnn_conv_geom *g, int64_t N) {
     if (g->sh != 1 || g->sw != 1 || pointwise(g) || g->C / g->G < FLIP_MIN_C) return 0;
     fnn_conv_geom f;
     geom_flip(&f, g);
     if (f.pt < 0 || f.pb < 0 || f.pl < 0 || f.pr < 0) return 0;   /* padding past the reach */
-    return flip_w_floats(g) + nt * flip_col_floats(g) <= N * fnn__conv_scratch(g);
+    const int64_t room = N * fnn__conv_scratch(g) - flip_w_floats(g);
+    int64_t s = room < 0 ? 0 : room / flip_col_floats(g);
+    if (s > N) s = N;
+    return s < FLIP_SLOTS ? s : FLIP_SLOTS;
 }
 
 static void dx_flip_samples(float *dx, const float *dy, const float *wf, float *col,
@@ -740,14 +755,13 @@ static const float *dw_patches(const fnn_conv_geom *g, const float *x, const flo
     return scratch + n * fnn__conv_scratch(g) + q * Cg * g->KH * g->KW * P;
 }
 
-/* dW[:, b DW_BLOCK .. (b+1) DW_BLOCK) += sum over samples n = 0..N-1 in order of
-   dy_n . col_n^T, per group */
+/* dW[:, k0 .. k1) += sum over samples n = 0..N-1 in order of dy_n . col_n^T,
+   per group */
 #define DW_BLOCK 32
-static void dw_block(float *dw, const float *dy, const float *x, const float *scratch,
-                     const fnn_conv_geom *g, int64_t b, int64_t N) {
+static void dw_cols(float *dw, const float *dy, const float *x, const float *scratch,
+                    const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
     const int64_t Kg = Cg * g->KH * g->KW, OUT = g->O * P;
-    const int64_t k0 = b * DW_BLOCK, k1 = k0 + DW_BLOCK < Kg ? k0 + DW_BLOCK : Kg;
     for (int64_t n = 0; n < N; n++)
         for (int64_t q = 0; q < g->G; q++)
             fnn_sgemm(0, 1, Og, k1 - k0, P, 1.0f, dy + n * OUT + q * Og * P, P,
@@ -758,7 +772,7 @@ static void dw_block(float *dw, const float *dy, const float *x, const float *sc
 /* dW_g^T rows [k0, k1) for Og <= DWT_MAX_O output channels per group:
    T (k1-k0, Og) = dW_g[:, k0:k1]^T, then T += col_ng[k0:k1] . dy_ng^T for
    n = 0..N-1 in order (one GEMM per sample and group, beta 1), then
-   dW_g[:, k0:k1] = T^T. The products of dw_block (dy . col^T) with the
+   dW_g[:, k0:k1] = T^T. The products of dw_cols (dy . col^T) with the
    operands swapped: per element of dW the same FMAs over p in the same
    order and the same beta-1 add per sample (gemm_internal.h's contract),
    so the same bits. The GEMM's transposing pack then takes dy (Og x P)
@@ -767,12 +781,27 @@ static void dw_block(float *dw, const float *dy, const float *x, const float *sc
    vector: LeNet's conv2 (Og 16, Kg 150, P 100) had 2 row tiles (12 + 4) and
    5 column blocks per sample, and a 150 x 100 transpose. bench/conv_dw.py,
    1 thread, batch 64 (im2col included): LeNet's conv2 0.96-0.99 -> 0.85-0.91
-   ms, VGG's 32 -> 32 at 32 x 32 (Og 32, Kg 288, P 1024) 56-59 -> 47-50 ms;
-   3 -> 32 unchanged; at Og = 64 (32 -> 64, 64 -> 64 at 16 x 16) no gain or
-   2-4% slower, hence DWT_MAX_O. T lives on the stack: DWT_T_FLOATS floats,
-   at least 256 rows of it. */
-#define DWT_MAX_O 32
-#define DWT_T_FLOATS 8192
+   ms, VGG's 32 -> 32 at 32 x 32 (Og 32, Kg 288, P 1024) 56-59 -> 47-50 ms.
+   T lives on the stack (DWT_T_FLOATS floats, 64 KiB): 128 rows at Og = 128.
+
+   Which way, from the three GEMM shapes timed side by side on the VGG
+   convolutions (1 thread, batch 64, the patches given, ms: T blocks of <=
+   128 / <= 256 rows / dy . col^T over all Kg columns / 32-column blocks):
+     3 -> 32   (Kg  27, P 1024, Og  32)   3.4 /  3.4 /  3.6 /  3.5
+     32 -> 32  (Kg 288, P 1024, Og  32)  28.3 / 25.6 / 20.8 / 36.7
+     32 -> 64  (Kg 288, P  256, Og  64)   7.5 /  7.7 /  8.4 /  8.8
+     64 -> 64  (Kg 576, P  256, Og  64)  14.8 / 14.5 / 16.7 / 17.8
+     64 -> 128 (Kg 576, P   64, Og 128)   8.0 /  7.2 /  7.4 /  8.4
+   so: wide patch matrices (P >= DW_WIDE_MIN_P, Kg >= DW_WIDE_MIN_K) take
+   dy . col^T over one block of columns per thread; up to DWT_MAX_O
+   channels, T blocks; more channels, DW_BLOCK columns (dw_cols). In the
+   VGG-style train step (bench/bench_cnn.py, 3 rounds alternating) the wide
+   way alone: 1 thread 175.6-177.1 -> 166.9-171.6 ms, 2 threads 91.4-100.1
+   -> 89.2-93.7. Every way gives the same bits (tests/test_conv.py). */
+#define DW_WIDE_MIN_P 1024
+#define DW_WIDE_MIN_K 128
+#define DWT_MAX_O 128
+#define DWT_T_FLOATS 16384
 static void dwt_block(float *dw, const float *dy, const float *x, const float *scratch,
                       const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
@@ -836,12 +865,22 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         FNN_PARALLEL_FOR(ntw, t, units, dw_tiles_unit(dw, dy, x, scratch, g, t, N, direct));
     } else
 #endif
-    if (dw && g->O / g->G <= DWT_MAX_O) {
-        /* rows of dW^T in blocks of about Kg / nt (a multiple of 16), at most
-           what T holds: every element's bits are those of any other split */
-        int64_t rows = round16((Kg + nt - 1) / nt);
+    if (dw && P >= DW_WIDE_MIN_P && Kg >= DW_WIDE_MIN_K) {
+        /* wide: one block of about Kg / nt columns of dW per thread, each
+           sample's dy . col^T a GEMM of the block's full width */
+        const int64_t cols = round16((Kg + nt - 1) / nt), nb = (Kg + cols - 1) / cols;
+        int ntw = nt < nb ? nt : (int)nb;
+        int64_t b;
+        FNN_PARALLEL_FOR(ntw, b, nb,
+            dw_cols(dw, dy, x, scratch, g, b * cols, (b + 1) * cols < Kg ? (b + 1) * cols : Kg,
+                    N));
+    } else if (dw && g->O / g->G <= DWT_MAX_O) {
+        /* rows of dW^T in nt x per blocks of equal size (a multiple of 16),
+           the fewest that T holds: every thread the same share, and every
+           element's bits those of any other split */
         const int64_t cap = DWT_T_FLOATS / (g->O / g->G) / 16 * 16;
-        if (rows > cap) rows = cap;
+        const int64_t per = (Kg + (int64_t)nt * cap - 1) / ((int64_t)nt * cap);
+        const int64_t rows = round16((Kg + nt * per - 1) / (nt * per));
         const int64_t nb = (Kg + rows - 1) / rows;
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
@@ -854,11 +893,14 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         const int64_t nb = (Kg + DW_BLOCK - 1) / DW_BLOCK;
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
-        FNN_PARALLEL_FOR(ntw, b, nb, dw_block(dw, dy, x, scratch, g, b, N));
+        FNN_PARALLEL_FOR(ntw, b, nb,
+            dw_cols(dw, dy, x, scratch, g, b * DW_BLOCK,
+                    (b + 1) * DW_BLOCK < Kg ? (b + 1) * DW_BLOCK : Kg, N));
     }
     int64_t n;
-    if (dx && dx_flip_fits(g, N, nt))
-        dx_flip(dx, dy, w, scratch, g, N, nt);
+    const int64_t slots = dx ? dx_flip_slots(g, N) : 0;
+    if (slots > 0)
+        dx_flip(dx, dy, w, scratch, g, N, nt < slots ? nt : (int)slots);
     else if (dx)
         FNN_PARALLEL_FOR(nt, n, N, dx_samples(dx, dy, w, scratch, g, n, n + 1));
     return FNN_OK;

@@ -90,6 +90,17 @@ FLIP = [
     (1, 16, (5, 5), 8, (3, 3), (1, 1), ((3, 3), (3, 3)), (1, 1), 1, True),     # pad > reach
     (1, 16, (4, 4), 96, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1), 1, False),   # no room
 ]
+# csrc/conv.c's weight-gradient ways (see dwt_block): wide patch matrices (>= 1024 output
+# pixels, >= 128 patch elements per group) as dy . col^T over one block of columns per
+# thread; up to 128 output channels per group as col . dy^T in blocks of rows; more, in
+# 32-column blocks
+WIDE = [
+    (1, 16, (32, 32), 20, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),  # P 1024, K 144
+    (1, 32, (32, 33), 36, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, False), # groups
+    (1, 16, (63, 64), 17, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 1, True),  # stride 2
+    (2, 8, (6, 6), 72, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),     # 72 ch: row blocks
+    (1, 4, (5, 5), 136, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # 136: columns
+]
 CONFIGS = _configs(0, 60) + HAND + DOT + FLIP
 CONFIGS1 = _configs(1, 25, nd=1) + [(2, 4, (13,), 6, (3,), (2,), ((1, 1),), (2,), 2, True),
                                     (1, 2, (9,), 3, (4,), (1,), ((1, 2),), (1,), 1, False),
@@ -134,7 +145,7 @@ def _close(a, b, tol=2e-5):
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS + CONFIGS1)
+@pytest.mark.parametrize("cfg", CONFIGS + WIDE + CONFIGS1)
 def test_c_matches_reference(cfg):
     x, w, b, dy, s, pads, d, G = _data(cfg, 1)
     outs_c = _run(C, x, w, b, s, pads, d, G, dy)
@@ -189,7 +200,10 @@ def test_same_bits_for_1_2_and_3_threads():
             (8, 8, (12, 12), 8, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1), 8, True),
             (4, 32, (6, 6), 32, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False),
             (4, 6, (5, 5), 130, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, True),
-            (4,) + DOT[1][1:], (4,) + DOT[2][1:], (5,) + FLIP[2][1:]]
+            (4,) + DOT[1][1:], (4,) + DOT[2][1:], (5,) + FLIP[2][1:],
+            # batch 3, 16 -> 20 channels: the flipped dx had room for 1 thread's patches
+            # and not for 3, so the way (and the bits) changed with the threads
+            (3,) + WIDE[0][1:], (2,) + WIDE[1][1:], (3,) + WIDE[3][1:]]
     old = C.get_num_threads()
     try:
         for cfg in cfgs:
