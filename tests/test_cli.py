@@ -41,6 +41,20 @@ def test_demo_cnn_reaches_the_readme_accuracy(capsys):
     assert acc >= 0.98, out
 
 
+def test_closed_pipe_stops_quietly():
+    """`fastnn | head -1`: the reader closes the pipe while epochs still print; the
+    command stops with status 141 (128 + SIGPIPE) and no traceback on stderr."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "fastnn", "--epochs", "300", "--hidden", "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert first.startswith(b"fastnn ")
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_module_subprocess():
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-m", "fastnn", "--epochs", "2", "--quiet"],

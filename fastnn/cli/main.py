@@ -496,3 +496,11 @@ def main(argv=None):
     except CLIError as e:
         print(f"fastnn {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`fastnn | head`): stop without a traceback, and point
+        # stdout at /dev/null so that the interpreter's final flush does not raise again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141   # 128 + SIGPIPE, what a tool killed by the signal reports
