@@ -369,7 +369,7 @@ def _fit(model, X, y, loss, optimizer, epochs, batch_size, shuffle, seed, valida
             cb.on_epoch_begin(epoch, {})
         t0 = time.perf_counter()
         order = None
-        if shuffle:   # each epoch's order: a 64-bit key from rng, then C's permutation
+        if shuffle:   # each epoch's order: a 64-bit key from rng, then the backend's permutation
             order = np.empty(len(X), np.int64)
             model.backend.permutation(order, int(rng.integers(2**64, dtype=np.uint64)))
         # the whole epoch in C, Python regaining control every ~50 ms (Ctrl-C, and
