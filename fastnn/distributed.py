@@ -114,10 +114,17 @@ class MPI:
             if self.size == 1:       # nobody waits: an ordinary exception
                 raise
             import sys
+            import time
             import traceback
-            traceback.print_exc()
+            # the one-line reason first, then the traceback, then a moment for mpiexec to
+            # forward them: MPI_Abort tears the job down, and output still in the
+            # launcher's pipes can be lost (a sanitizer run once kept only the first
+            # lines of the traceback)
             print(f"fastnn.distributed: rank {self.rank} of {self.size} failed "
                   f"({type(e).__name__}: {e}); aborting all ranks", file=sys.stderr, flush=True)
+            traceback.print_exc()
+            sys.stderr.flush()
+            time.sleep(0.5)
             self.comm.Abort(1)
             raise
     def _bound(self, model, loss, optimizer):
