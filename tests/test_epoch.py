@@ -57,6 +57,38 @@ def test_epoch_in_c_equals_the_step_loop_bitwise(case):
     np.testing.assert_array_equal(oa.state[0]["exp_avg_sq"], ob.state[0]["exp_avg_sq"])
 
 
+@pytest.mark.parametrize("loss_name", ["cross_entropy", "mse"])
+def test_wide_batches_gathered_on_two_threads_give_the_step_loops_bits(loss_name):
+    # 256 rows x 300 features = 76,800 floats: above the size at which
+    # fnn_model_train_epoch splits the gather over the threads (62,500); the
+    # last batch (1001 - 3 * 256 = 233 rows, 69,900 floats) also, with sample
+    # weights gathered beside the rows.
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1001, 300)).astype(f32)
+    w = rng.random(1001).astype(f32)
+    if loss_name == "mse":
+        loss, y = fnn.MSELoss(), rng.standard_normal((1001, 2)).astype(f32)
+    else:
+        loss, y = fnn.CrossEntropyLoss(), rng.integers(0, 2, 1001)
+    old = fnn.get_num_threads()
+    runs = []
+    try:
+        for threads, in_c in ((2, True), (2, False), (1, True)):
+            fnn.set_num_threads(threads)
+            model = fnn.Sequential(fnn.Linear(300, 8), fnn.ReLU(), fnn.Linear(8, 2), seed=4)
+            if not in_c:
+                model._epoch_model = lambda *a: None
+            opt = fnn.SGD(model.parameters(), lr=0.05, momentum=0.9)
+            h = model.fit(X, y, loss=loss, optimizer=opt, epochs=2, batch_size=256,
+                          sample_weight=w, verbose=0, seed=7)
+            runs.append((model.flat_params.copy(), h.history))
+    finally:
+        fnn.set_num_threads(old)
+    for params, history in runs[1:]:
+        np.testing.assert_array_equal(params, runs[0][0])
+        assert history == runs[0][1]
+
+
 def test_divergence_names_the_same_epoch_and_step():
     X = np.random.default_rng(0).standard_normal((256, 4)).astype(f32) * 1e3
     y = np.random.default_rng(1).standard_normal((256, 1)).astype(f32) * 1e3
