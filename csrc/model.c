@@ -873,17 +873,8 @@ fnn_status fnn_model_train_epoch(fnn_model *m, const fnn_epoch_args *a, fnn_epoc
         /* gather the batch, rows in order; a large one split over the
            threads (a copy: the same bytes however it is split) */
         const int nt = fnn__threads_for((double)n * (double)IN * GATHER_WORK_PER_FLOAT);
-        if (nt > 1) {
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-            {
-                const int t = omp_get_thread_num(), T = omp_get_num_threads();
-                gather_rows(a, start, n * t / T, n * (t + 1) / T, IN, D, labels, xb, tb, wb);
-            }
-#endif
-        } else {
-            gather_rows(a, start, 0, n, IN, D, labels, xb, tb, wb);
-        }
+        FNN_PARALLEL_RANGES(nt, n, lo, hi,
+            gather_rows(a, start, lo, hi, IN, D, labels, xb, tb, wb));
         fnn_train_args t = {xb, labels ? NULL : (const float *)tb,
                             labels ? (const int64_t *)tb : NULL, n, NULL, 0, wb,
                             wb && a->weight_norm == FNN_WEIGHTS_ROWS ? (double)n : 0.0};
