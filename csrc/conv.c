@@ -570,15 +570,18 @@ static int64_t slab_cols(int64_t K, int64_t P) {
     return c < P ? c : P;
 }
 
+/* Samples [lo, hi); their patches in scratch slot `slot` (< 0: each
+   sample's own slot, kept for the backward pass). */
 static void fwd_samples(float *y, const float *x, const float *w, const float *b,
-                        float *scratch, const fnn_conv_geom *g, int64_t lo, int64_t hi) {
+                        float *scratch, const fnn_conv_geom *g, int64_t lo, int64_t hi,
+                        int64_t slot) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
     const int64_t Kg = Cg * g->KH * g->KW, IN = g->C * g->H * g->W, OUT = g->O * P;
     const int pw = pointwise(g);
     for (int64_t n = lo; n < hi; n++) {
         const float *xn = x + n * IN;
         float *yn = y + n * OUT;
-        float *col = scratch + n * fnn__conv_scratch(g);
+        float *col = scratch + (slot < 0 ? n : slot) * fnn__conv_scratch(g);
         for (int64_t q = 0; q < g->G; q++) {
 #ifdef FNN_GEMM_X86
             if (use_direct(g)) {
@@ -614,14 +617,18 @@ static void fwd_samples(float *y, const float *x, const float *w, const float *b
 }
 
 fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const float *b,
-                             float *scratch, int64_t N, const fnn_conv_geom *g) {
+                             float *scratch, int64_t N, const fnn_conv_geom *g, int keep) {
     if (N == 0) return FNN_OK;
     const double flops = 2.0 * (double)N * (double)g->O * (double)(g->OH * g->OW) *
                          (double)(g->C / g->G * g->KH * g->KW);
     int nt = fnn__threads_for(flops);
     if (nt > N) nt = (int)N;
     int64_t n;
-    FNN_PARALLEL_FOR(nt, n, N, fwd_samples(y, x, w, b, scratch, g, n, n + 1));
+    /* keep 0: one slot per thread of this call's team (its numbers are
+       below nt <= N; with nt 1 the caller may be inside its own team, so
+       slot 0) */
+    FNN_PARALLEL_FOR(nt, n, N, fwd_samples(y, x, w, b, scratch, g, n, n + 1,
+                                           keep ? -1 : nt > 1 ? fnn__thread_num() : 0));
     return FNN_OK;
 }
 

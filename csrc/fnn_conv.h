@@ -17,9 +17,12 @@ typedef struct fnn_conv_geom {
 /* Floats of scratch per sample the kernels need (0: none). */
 int64_t fnn__conv_scratch(const fnn_conv_geom *g);
 /* y (N, O, OH, OW) from x (N, C, H, W), w, b (NULL: no bias); scratch
-   (N * fnn__conv_scratch) is overwritten. */
+   (N * fnn__conv_scratch) is overwritten. keep 0 (no backward follows):
+   each thread reuses one sample's slot of scratch, which then stays in
+   cache, instead of leaving every sample's patches for fnn__conv_backward;
+   y is the same either way. */
 fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const float *b,
-                             float *scratch, int64_t N, const fnn_conv_geom *g);
+                             float *scratch, int64_t N, const fnn_conv_geom *g, int keep);
 /* dx OVERWRITTEN (NULL: skipped), dw and db ACCUMULATED (NULL: skipped);
    scratch must hold what fnn__conv_forward left there for the same x (the
    patches; dx overwrites them). */

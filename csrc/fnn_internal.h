@@ -128,6 +128,16 @@ static inline void fnn__thread_range(int64_t n, int64_t *lo, int64_t *hi) {
     *hi = b1 * FNN_RANGE_ALIGN < n ? b1 * FNN_RANGE_ALIGN : n;
 }
 
+/* The calling thread's number in the innermost OpenMP team (0 without
+   OpenMP or outside a parallel region). */
+static inline int fnn__thread_num(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* Runs the statement `call` (which uses the int64_t names lo, hi) once per
    thread on that thread's chunk of [0, n): directly over [0, n) when
    nt == 1 (no OpenMP fork), else inside one `omp parallel` of nt threads. */

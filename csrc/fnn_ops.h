@@ -30,6 +30,9 @@ typedef struct fnn_op_ctx {
     uint64_t key;               /* dropout key of this call */
     int accumulate;             /* 1: backward adds into grads; 0 (given only to ops
                                    with FNN_OPF_GRADS_SET): it writes them */
+    int forward_only;           /* 1: no backward follows this forward, so what
+                                   forward leaves in scratch need not be kept
+                                   (the model's fused forward, fnn_model_forward) */
 } fnn_op_ctx;
 
 /* The op prefers He initialisation for a linear layer right before it. */

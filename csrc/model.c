@@ -496,6 +496,7 @@ static void node_ctx(const fnn_model *m, int32_t i, int64_t n, float *scratch, i
     c->key = training && (m->defs[i]->flags & FNN_OPF_KEY)
                  ? fnn_dropout_key(m->seed, i, m->counter + 1) : 0;
     c->accumulate = 1;
+    c->forward_only = 0;
 }
 
 /* Prefix "node i (op): " to the message of a failed kernel call. */
@@ -561,6 +562,7 @@ static fnn_status run_forward(const fnn_model *m, float *out, const float *x,
         k ^= 1;
         fnn_op_ctx c;
         node_ctx(m, i, n, scratch, 0, &c);
+        c.forward_only = 1;
         st = node_forward(m, i, &c, y, cur, xs);
         if (st != FNN_OK) st = node_error(m, i, st);
         cur = y;

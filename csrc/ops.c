@@ -601,7 +601,7 @@ static fnn_status conv_fwd_as(const char *op, int nd, const fnn_op_ctx *c, float
     if (st != FNN_OK) return st;
     const float *w = c->params;
     const float *b = c->attrs->bias ? w + g.O * (g.C / g.G) * g.KH * g.KW : NULL;
-    return fnn__conv_forward(y, x, w, b, c->scratch, c->N, &g);
+    return fnn__conv_forward(y, x, w, b, c->scratch, c->N, &g, !c->forward_only);
 }
 
 static fnn_status conv_bwd_as(const char *op, int nd, const fnn_op_ctx *c, float *dx,
@@ -716,6 +716,7 @@ static void make_ctx(fnn_op_ctx *c, const fnn_node *node, const fnn_shape *in,
     c->training = training;
     c->key = key;
     c->accumulate = 1;
+    c->forward_only = 0;
 }
 
 /* Common checks of the one-op entry points. */

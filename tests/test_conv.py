@@ -373,6 +373,50 @@ def test_cnn_fused_plan_trains_and_matches_layer_by_layer_and_numpy(tmp_path):
     assert "(N, 4, 8, 8)" in text and "(N, 12, 4, 4)" in text and "(N, 12, 1, 1)" in text
 
 
+def _gemm_cnn(seed=0):
+    # convolutions on the im2col + GEMM way (not the direct small-channel loop,
+    # not pointwise): grouped, strided, dilated, 'same'
+    return fnn.Sequential(
+        fnn.Conv2d(3, 16, 3, padding=1), fnn.ReLU(), fnn.Conv2d(16, 24, 3, padding="same",
+                                                                groups=2),
+        fnn.BatchNorm2d(24), fnn.ReLU(), fnn.Conv2d(24, 32, 3, stride=2, dilation=2),
+        fnn.Flatten(), fnn.Linear(32 * 4 * 4, 5), input_shape=(3, 12, 12), seed=seed)
+
+
+@pytest.mark.parametrize("n", [1, 5, 64])
+def test_fused_forward_reuses_a_patch_slot_per_thread_with_the_same_bits(n):
+    """predict (fnn_model_forward: no backward follows, so each thread keeps
+    its patches in one scratch slot) == the layer-by-layer kernels (every
+    sample's slot) bitwise on 1, 2 and 3 threads; a predict between train
+    steps changes nothing in training."""
+    X = np.random.default_rng(n).standard_normal((n, 3, 12, 12)).astype(np.float32)
+    y = np.arange(n) % 5
+    old = C.get_num_threads()
+    try:
+        m = _gemm_cnn()
+        m.fit(X, y, loss="cross_entropy", optimizer="adam", epochs=1, verbose=0)
+        m.eval()
+        ref = pickle.loads(pickle.dumps(m))
+        ref.fused = False
+        want = ref.predict(X)
+        for t in (1, 2, 3):
+            C.set_num_threads(t)
+            np.testing.assert_array_equal(m.predict(X), want)
+        C.set_num_threads(2)
+        runs = []
+        for with_predict in (False, True):
+            a = _gemm_cnn(seed=1)
+            opt = fnn.SGD(a.parameters(), lr=0.01)
+            for _ in range(3):
+                a.train_step(X, y, "cross_entropy", opt)
+                if with_predict:
+                    a.predict(X)
+            runs.append(a.flat_params.copy())
+        np.testing.assert_array_equal(runs[0], runs[1])
+    finally:
+        C.set_num_threads(old)
+
+
 def test_conv1d_model_and_standalone_layer():
     rng = np.random.default_rng(5)
     X = rng.standard_normal((40, 2, 17)).astype(np.float32)
