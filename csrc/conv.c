@@ -550,6 +550,23 @@ static void im2col_any(float *col, const float *x, const fnn_conv_geom *g, int64
     im2col(col, x, g, C);
 }
 
+/* 1: the weight gradient recomputes the patches it reads (dw_rows), so the
+   forward keeps none: when a batch's patches come to RECOMPUTE_MIN_FLOATS
+   or more. Writing them all out for the backward pass sent them to DRAM
+   (75 MB for VGG's 32 -> 32 at 32 x 32, batch 64), where recomputed ones
+   stay in L2. bench/bench_cnn.py cells, 3 rounds alternating: VGG-style
+   train b64 165-169 -> 141-145 ms (1 thread), 86-89 -> 73-75 (2); LeNet's
+   conv2 (64 x 60 KB of patches) kept them: 2.59-2.64 ms, recomputing
+   2.73-2.78. The dot-product weight gradients (dw_tiles_unit) read all
+   samples' patches, so they keep them. */
+#define RECOMPUTE_MIN_FLOATS (2 << 20)
+static int recompute_patches(const fnn_conv_geom *g, int64_t N) {
+#ifdef FNN_GEMM_X86
+    if (use_dw_dot(g)) return 0;
+#endif
+    return !pointwise(g) && (double)N * (double)fnn__conv_scratch(g) >= RECOMPUTE_MIN_FLOATS;
+}
+
 static void col2im_any(float *dx, const float *col, const fnn_conv_geom *g, int64_t C) {
 #ifdef FNN_GEMM_X86
     if (use_512(g)) {
@@ -624,11 +641,12 @@ fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const flo
     int nt = fnn__threads_for(flops);
     if (nt > N) nt = (int)N;
     int64_t n;
-    /* keep 0: one slot per thread of this call's team (its numbers are
-       below nt <= N; with nt 1 the caller may be inside its own team, so
-       slot 0) */
+    /* patches the backward pass reads stay in each sample's slot; else one
+       slot per thread of this call's team (its numbers are below nt <= N;
+       with nt 1 the caller may be inside its own team, so slot 0) */
+    const int own = keep && !recompute_patches(g, N);
     FNN_PARALLEL_FOR(nt, n, N, fwd_samples(y, x, w, b, scratch, g, n, n + 1,
-                                           keep ? -1 : nt > 1 ? fnn__thread_num() : 0));
+                                           own ? -1 : nt > 1 ? fnn__thread_num() : 0));
     return FNN_OK;
 }
 
@@ -753,26 +771,36 @@ static void dx_flip(float *dx, const float *dy, const float *w, float *scratch,
     dx_flip_samples(dx, dy, wf, cols, g, &f, 0, N);
 }
 
-/* The (Kg, P) patch matrix of sample n and group q that dW reads: x itself
-   for a pointwise conv, else the forward's col in scratch. */
-static const float *dw_patches(const fnn_conv_geom *g, const float *x, const float *scratch,
-                               int64_t n, int64_t q) {
-    const int64_t Cg = g->C / g->G, P = g->OH * g->OW;
-    if (pointwise(g)) return x + n * g->C * g->H * g->W + q * Cg * P;
-    return scratch + n * fnn__conv_scratch(g) + q * Cg * g->KH * g->KW * P;
+/* Rows [k0, k1) of the (Kg, P) patch matrix of sample n and group q that
+   dW reads: x itself for a pointwise conv; else the forward's col in
+   scratch, or (recompute_patches) im2col of just the channels those rows
+   come from, written into the calling thread's slot `slot` of scratch
+   (rows k = (c KH + u) KW + v, so a row range is a channel range). The
+   same values either way. */
+static const float *dw_rows(const fnn_conv_geom *g, const float *x, float *scratch,
+                            int64_t slot, int64_t n, int64_t N, int64_t q, int64_t k0,
+                            int64_t k1) {
+    const int64_t Cg = g->C / g->G, P = g->OH * g->OW, KK = g->KH * g->KW;
+    if (pointwise(g)) return x + n * g->C * g->H * g->W + q * Cg * P + k0 * P;
+    if (!recompute_patches(g, N))
+        return scratch + n * fnn__conv_scratch(g) + (q * Cg * KK + k0) * P;
+    const int64_t c0 = k0 / KK, c1 = (k1 + KK - 1) / KK;
+    float *buf = scratch + slot * fnn__conv_scratch(g);
+    im2col_any(buf, x + n * g->C * g->H * g->W + (q * Cg + c0) * g->H * g->W, g, c1 - c0);
+    return buf + (k0 - c0 * KK) * P;
 }
 
 /* dW[:, k0 .. k1) += sum over samples n = 0..N-1 in order of dy_n . col_n^T,
    per group */
 #define DW_BLOCK 32
-static void dw_cols(float *dw, const float *dy, const float *x, const float *scratch,
-                    const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
+static void dw_cols(float *dw, const float *dy, const float *x, float *scratch,
+                    int64_t slot, const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
     const int64_t Kg = Cg * g->KH * g->KW, OUT = g->O * P;
     for (int64_t n = 0; n < N; n++)
         for (int64_t q = 0; q < g->G; q++)
             fnn_sgemm(0, 1, Og, k1 - k0, P, 1.0f, dy + n * OUT + q * Og * P, P,
-                      dw_patches(g, x, scratch, n, q) + k0 * P, P, 1.0f,
+                      dw_rows(g, x, scratch, slot, n, N, q, k0, k1), P, 1.0f,
                       dw + q * Og * Kg + k0, Kg);
 }
 
@@ -809,8 +837,8 @@ static void dw_cols(float *dw, const float *dy, const float *x, const float *scr
 #define DW_WIDE_MIN_K 128
 #define DWT_MAX_O 128
 #define DWT_T_FLOATS 16384
-static void dwt_block(float *dw, const float *dy, const float *x, const float *scratch,
-                      const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
+static void dwt_block(float *dw, const float *dy, const float *x, float *scratch,
+                      int64_t slot, const fnn_conv_geom *g, int64_t k0, int64_t k1, int64_t N) {
     const int64_t Cg = g->C / g->G, Og = g->O / g->G, P = g->OH * g->OW;
     const int64_t Kg = Cg * g->KH * g->KW, OUT = g->O * P;
     const int64_t R = k1 - k0;
@@ -820,7 +848,7 @@ static void dwt_block(float *dw, const float *dy, const float *x, const float *s
         for (int64_t o = 0; o < Og; o++)
             for (int64_t k = 0; k < R; k++) T[k * Og + o] = dwq[o * Kg + k];
         for (int64_t n = 0; n < N; n++)
-            fnn_sgemm(0, 1, R, Og, P, 1.0f, dw_patches(g, x, scratch, n, q) + k0 * P, P,
+            fnn_sgemm(0, 1, R, Og, P, 1.0f, dw_rows(g, x, scratch, slot, n, N, q, k0, k1), P,
                       dy + n * OUT + q * Og * P, P, 1.0f, T, Og);
         for (int64_t o = 0; o < Og; o++)
             for (int64_t k = 0; k < R; k++) dwq[o * Kg + k] = T[k * Og + o];
@@ -879,8 +907,8 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
         FNN_PARALLEL_FOR(ntw, b, nb,
-            dw_cols(dw, dy, x, scratch, g, b * cols, (b + 1) * cols < Kg ? (b + 1) * cols : Kg,
-                    N));
+            dw_cols(dw, dy, x, scratch, ntw > 1 ? fnn__thread_num() : 0, g, b * cols,
+                    (b + 1) * cols < Kg ? (b + 1) * cols : Kg, N));
     } else if (dw && g->O / g->G <= DWT_MAX_O) {
         /* rows of dW^T in nt x per blocks of equal size (a multiple of 16),
            the fewest that T holds: every thread the same share, and every
@@ -892,7 +920,7 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
         FNN_PARALLEL_FOR(ntw, b, nb,
-            dwt_block(dw, dy, x, scratch, g, b * rows,
+            dwt_block(dw, dy, x, scratch, ntw > 1 ? fnn__thread_num() : 0, g, b * rows,
                       (b + 1) * rows < Kg ? (b + 1) * rows : Kg, N));
     } else if (dw) {
         /* fixed blocks of DW_BLOCK columns of dW (Kg), one thread each: the same
@@ -901,7 +929,7 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
         FNN_PARALLEL_FOR(ntw, b, nb,
-            dw_cols(dw, dy, x, scratch, g, b * DW_BLOCK,
+            dw_cols(dw, dy, x, scratch, ntw > 1 ? fnn__thread_num() : 0, g, b * DW_BLOCK,
                     (b + 1) * DW_BLOCK < Kg ? (b + 1) * DW_BLOCK : Kg, N));
     }
     int64_t n;

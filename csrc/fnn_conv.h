@@ -24,8 +24,9 @@ int64_t fnn__conv_scratch(const fnn_conv_geom *g);
 fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const float *b,
                              float *scratch, int64_t N, const fnn_conv_geom *g, int keep);
 /* dx OVERWRITTEN (NULL: skipped), dw and db ACCUMULATED (NULL: skipped);
-   scratch must hold what fnn__conv_forward left there for the same x (the
-   patches; dx overwrites them). */
+   scratch must hold what fnn__conv_forward (keep 1) left there for the same
+   x and N (the patches it keeps, when a batch's patches are small; larger
+   ones the weight gradient recomputes in scratch; dx overwrites it). */
 fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                               const float *w, float *scratch, int64_t N,
                               const fnn_conv_geom *g);

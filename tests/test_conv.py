@@ -101,6 +101,15 @@ WIDE = [
     (2, 8, (6, 6), 72, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),     # 72 ch: row blocks
     (1, 4, (5, 5), 136, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),    # 136: columns
 ]
+# a batch whose patches come to 2M floats or more: the weight gradient
+# recomputes them per thread instead of reading the forward's (csrc/conv.c
+# recompute_patches), on each of its three ways
+RECOMPUTE = [
+    (8, 32, (32, 32), 32, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, True),   # wide
+    (64, 16, (16, 16), 48, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 2, True),  # T blocks
+    (64, 12, (40, 40), 20, (3, 3), (2, 2), ((1, 1), (0, 1)), (2, 2), 1, True),  # stride, dil
+    (128, 8, (16, 16), 136, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1, False),  # 32 cols
+]
 CONFIGS = _configs(0, 60) + HAND + DOT + FLIP
 CONFIGS1 = _configs(1, 25, nd=1) + [(2, 4, (13,), 6, (3,), (2,), ((1, 1),), (2,), 2, True),
                                     (1, 2, (9,), 3, (4,), (1,), ((1, 2),), (1,), 1, False),
@@ -145,7 +154,7 @@ def _close(a, b, tol=2e-5):
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale)
 
 
-@pytest.mark.parametrize("cfg", CONFIGS + WIDE + CONFIGS1)
+@pytest.mark.parametrize("cfg", CONFIGS + WIDE + RECOMPUTE + CONFIGS1)
 def test_c_matches_reference(cfg):
     x, w, b, dy, s, pads, d, G = _data(cfg, 1)
     outs_c = _run(C, x, w, b, s, pads, d, G, dy)
@@ -203,7 +212,7 @@ def test_same_bits_for_1_2_and_3_threads():
             (4,) + DOT[1][1:], (4,) + DOT[2][1:], (5,) + FLIP[2][1:],
             # batch 3, 16 -> 20 channels: the flipped dx had room for 1 thread's patches
             # and not for 3, so the way (and the bits) changed with the threads
-            (3,) + WIDE[0][1:], (2,) + WIDE[1][1:], (3,) + WIDE[3][1:]]
+            (3,) + WIDE[0][1:], (2,) + WIDE[1][1:], (3,) + WIDE[3][1:]] + RECOMPUTE
     old = C.get_num_threads()
     try:
         for cfg in cfgs:
@@ -415,6 +424,36 @@ def test_fused_forward_reuses_a_patch_slot_per_thread_with_the_same_bits(n):
         np.testing.assert_array_equal(runs[0], runs[1])
     finally:
         C.set_num_threads(old)
+
+
+def test_fused_step_with_recomputed_patches_matches_layer_by_layer_and_numpy():
+    """A conv whose batch of patches is over 2M floats (16 -> 32 channels on
+    16 x 16, batch 64): the weight gradient recomputes them. The fused train
+    step == the layer-by-layer kernels bitwise on 2 threads, and the numpy
+    backend within float32 tolerance."""
+    def net(backend=None):
+        kw = {} if backend is None else {"backend": backend}
+        return fnn.Sequential(fnn.Conv2d(16, 32, 3, padding=1), fnn.ReLU(), fnn.MaxPool2d(4),
+                              fnn.Flatten(), fnn.Linear(32 * 16, 4), input_shape=(16, 16, 16),
+                              seed=3, **kw)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((64, 16, 16, 16)).astype(np.float32)
+    y = rng.integers(0, 4, 64)
+    old = C.get_num_threads()
+    try:
+        C.set_num_threads(2)
+        params = []
+        for fused, backend in ((True, None), (False, None), (True, "numpy")):
+            m = net(backend)
+            m.fused = fused
+            opt = fnn.SGD(m.parameters(), lr=0.05)
+            for _ in range(2):
+                m.train_step(X, y, "cross_entropy", opt)
+            params.append(m.flat_params.copy())
+    finally:
+        C.set_num_threads(old)
+    np.testing.assert_array_equal(params[0], params[1])
+    np.testing.assert_allclose(params[0], params[2], rtol=1e-4, atol=1e-5)
 
 
 def test_conv1d_model_and_standalone_layer():
