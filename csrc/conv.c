@@ -567,6 +567,11 @@ static int recompute_patches(const fnn_conv_geom *g, int64_t N) {
     return !pointwise(g) && (double)N * (double)fnn__conv_scratch(g) >= RECOMPUTE_MIN_FLOATS;
 }
 
+/* The scratch slot of the calling thread in a loop run on nt threads: its
+   number in the team (below nt, which callers keep <= N); with nt 1 the
+   caller may be inside a team of its own, so slot 0. */
+static int64_t team_slot(int nt) { return nt > 1 ? fnn__thread_num() : 0; }
+
 static void col2im_any(float *dx, const float *col, const fnn_conv_geom *g, int64_t C) {
 #ifdef FNN_GEMM_X86
     if (use_512(g)) {
@@ -642,11 +647,10 @@ fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const flo
     if (nt > N) nt = (int)N;
     int64_t n;
     /* patches the backward pass reads stay in each sample's slot; else one
-       slot per thread of this call's team (its numbers are below nt <= N;
-       with nt 1 the caller may be inside its own team, so slot 0) */
+       slot per thread */
     const int own = keep && !recompute_patches(g, N);
     FNN_PARALLEL_FOR(nt, n, N, fwd_samples(y, x, w, b, scratch, g, n, n + 1,
-                                           own ? -1 : nt > 1 ? fnn__thread_num() : 0));
+                                           own ? -1 : team_slot(nt)));
     return FNN_OK;
 }
 
@@ -907,7 +911,7 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
         FNN_PARALLEL_FOR(ntw, b, nb,
-            dw_cols(dw, dy, x, scratch, ntw > 1 ? fnn__thread_num() : 0, g, b * cols,
+            dw_cols(dw, dy, x, scratch, team_slot(ntw), g, b * cols,
                     (b + 1) * cols < Kg ? (b + 1) * cols : Kg, N));
     } else if (dw && g->O / g->G <= DWT_MAX_O) {
         /* rows of dW^T in nt x per blocks of equal size (a multiple of 16),
@@ -920,7 +924,7 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
         FNN_PARALLEL_FOR(ntw, b, nb,
-            dwt_block(dw, dy, x, scratch, ntw > 1 ? fnn__thread_num() : 0, g, b * rows,
+            dwt_block(dw, dy, x, scratch, team_slot(ntw), g, b * rows,
                       (b + 1) * rows < Kg ? (b + 1) * rows : Kg, N));
     } else if (dw) {
         /* fixed blocks of DW_BLOCK columns of dW (Kg), one thread each: the same
@@ -929,7 +933,7 @@ fnn_status fnn__conv_backward(float *dx, float *dw, float *db, const float *dy, 
         int ntw = nt < nb ? nt : (int)nb;
         int64_t b;
         FNN_PARALLEL_FOR(ntw, b, nb,
-            dw_cols(dw, dy, x, scratch, ntw > 1 ? fnn__thread_num() : 0, g, b * DW_BLOCK,
+            dw_cols(dw, dy, x, scratch, team_slot(ntw), g, b * DW_BLOCK,
                     (b + 1) * DW_BLOCK < Kg ? (b + 1) * DW_BLOCK : Kg, N));
     }
     int64_t n;

@@ -19,17 +19,18 @@ static FNN_SIMD_CLONES int all_finite_range(const float *x, int64_t lo, int64_t 
     return bad == 0;
 }
 
-/* [lo, hi) in blocks of 64 Ki floats (stay in cache, stop early on a bad
-   block); *bad set by any thread stops the others at their next block. */
+/* [lo, hi) in blocks of FINITE_BLOCK floats (stay in cache, stop early on
+   a bad block); *bad set by any thread stops the others at their next block. */
+#define FINITE_BLOCK 65536
 static void finite_blocks(const float *x, int64_t lo, int64_t hi, int *bad) {
-    for (int64_t b = lo; b < hi; b += 65536) {
+    for (int64_t b = lo; b < hi; b += FINITE_BLOCK) {
         int seen;
 #ifdef _OPENMP
 #pragma omp atomic read
 #endif
         seen = *bad;
         if (seen) return;
-        int64_t e = hi - b > 65536 ? b + 65536 : hi;
+        int64_t e = hi - b > FINITE_BLOCK ? b + FINITE_BLOCK : hi;
         if (!all_finite_range(x, b, e)) {
 #ifdef _OPENMP
 #pragma omp atomic write

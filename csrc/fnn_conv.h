@@ -17,10 +17,11 @@ typedef struct fnn_conv_geom {
 /* Floats of scratch per sample the kernels need (0: none). */
 int64_t fnn__conv_scratch(const fnn_conv_geom *g);
 /* y (N, O, OH, OW) from x (N, C, H, W), w, b (NULL: no bias); scratch
-   (N * fnn__conv_scratch) is overwritten. keep 0 (no backward follows):
-   each thread reuses one sample's slot of scratch, which then stays in
-   cache, instead of leaving every sample's patches for fnn__conv_backward;
-   y is the same either way. */
+   (N * fnn__conv_scratch) is overwritten. keep 1: the patches
+   fnn__conv_backward reads are left in each sample's slot (a batch whose
+   patches the weight gradient recomputes, or keep 0 when no backward
+   follows: each thread reuses one slot, which then stays in cache). y is
+   the same either way. */
 fnn_status fnn__conv_forward(float *y, const float *x, const float *w, const float *b,
                              float *scratch, int64_t N, const fnn_conv_geom *g, int keep);
 /* dx OVERWRITTEN (NULL: skipped), dw and db ACCUMULATED (NULL: skipped);
